@@ -1,0 +1,1 @@
+//! accentd: one process that replaces the Accent platform daemons next to Asterisk.
