@@ -1,1 +1,20 @@
-//! accentd: one process that replaces the Accent platform daemons next to Asterisk.
+//! accentd: one process that replaces the Accent platform daemons
+//! (accent-auth, accent-confd, accent-calld, accent-call-logd, accent-chatd,
+//! the websocket) next to Asterisk.
+//!
+//! A tour of the modules:
+//! - [`config`]: the settings (file + environment).
+//! - [`store`]: the embedded SQLite store (writer thread, migrations).
+//! - [`bus`]: the in-process event bus and its upstream-shaped envelope.
+//! - [`auth`]: tenants, users, groups, policies, tokens, the ACL engine and
+//!   the warp filter every protected route uses.
+//! - [`api`]: the HTTP server, error mapping, shared request helpers.
+//! - [`app`]: wiring of all of the above.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod store;
+pub mod time;

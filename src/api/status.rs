@@ -1,0 +1,53 @@
+//! What is connected: each component reports ok/fail here, `/status` shows it.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Ok,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentStatus {
+    pub status: Health,
+    /// Why it fails, or what it is connected to; never secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Default)]
+pub struct StatusRegistry {
+    components: RwLock<BTreeMap<&'static str, ComponentStatus>>,
+}
+
+impl StatusRegistry {
+    pub fn set(&self, name: &'static str, status: Health, detail: Option<String>) {
+        if let Ok(mut c) = self.components.write() {
+            c.insert(name, ComponentStatus { status, detail });
+        }
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<&'static str, ComponentStatus> {
+        self.components.read().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_reflects_updates() {
+        let r = StatusRegistry::default();
+        r.set("ari", Health::Fail, Some("connection refused".into()));
+        r.set("ari", Health::Ok, None);
+        let s = r.snapshot();
+        assert_eq!(s["ari"].status, Health::Ok);
+        assert_eq!(serde_json::to_value(&s).expect("json")["ari"]["status"], "ok");
+    }
+}

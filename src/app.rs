@@ -1,0 +1,127 @@
+//! Wiring: builds every service from the config and runs the HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use crate::api::status::{Health, StatusRegistry};
+use crate::auth::AuthService;
+use crate::bus::Bus;
+use crate::config::Config;
+use crate::store::Store;
+
+/// Every long-lived part of the process; cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub bus: Bus,
+    pub auth: Arc<AuthService>,
+    pub status: Arc<StatusRegistry>,
+    pub uuid: Uuid,
+}
+
+impl App {
+    /// Opens the store (migrating it), runs the first-start setup and loads
+    /// the auth state.
+    pub async fn init(config: Config) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        let db_path = config.db_path();
+        let store = tokio::task::spawn_blocking(move || Store::open(&db_path))
+            .await
+            .context("store task")?
+            .context("cannot open the store")?;
+        let uuid = crate::auth::bootstrap::installation_uuid(&store, config.uuid).await?;
+        let bus = Bus::new(uuid);
+        let hasher = crate::auth::password::Hasher::new(&config.auth.argon2).map_err(anyhow::Error::msg)?;
+        crate::auth::bootstrap::run(&store, &config, &hasher).await?;
+        let config = Arc::new(config);
+        let auth = AuthService::start(config.clone(), store.clone(), bus.clone(), uuid).await?;
+        let status = Arc::new(StatusRegistry::default());
+        status.set("rest_api", Health::Ok, None);
+        status.set("store", Health::Ok, None);
+        status.set("master_tenant", Health::Ok, None);
+        Ok(App {
+            config,
+            store,
+            bus,
+            auth,
+            status,
+            uuid,
+        })
+    }
+
+    /// The whole route tree with the JSON error mapping on top.
+    pub fn routes(&self) -> BoxedFilter<(Response,)> {
+        let status = self.status.clone();
+        let top_status = warp::path!("status")
+            .and(warp::get())
+            .map(move || warp::reply::json(&status.snapshot()).into_response());
+        crate::auth::routes::routes(self.auth.clone())
+            .or(top_status)
+            .unify()
+            .recover(crate::api::error::recover)
+            .unify()
+            .boxed()
+    }
+}
+
+/// A started accentd: the bound address and a handle to stop it.
+pub struct Running {
+    pub app: App,
+    pub addr: SocketAddr,
+    pub tls: bool,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, stops background tasks.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until something cancels the shutdown token, then stops.
+    pub async fn wait(self) {
+        self.shutdown.cancelled().await;
+        self.stop().await;
+    }
+}
+
+/// Binds the listener and starts the server and background tasks.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let tls = crate::api::server::tls_from_config(&config)?;
+    let listen = config.listen;
+    let app = App::init(config).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let is_tls = tls.is_some();
+    let server = tokio::spawn(crate::api::server::serve(listener, app.routes(), tls, shutdown.clone()));
+    let cleanup = app.auth.spawn_cleanup(shutdown.clone());
+    tracing::info!(%addr, tls = is_tls, uuid = %app.uuid, "accentd listening");
+    Ok(Running {
+        app,
+        addr,
+        tls: is_tls,
+        shutdown,
+        tasks: vec![server, cleanup],
+    })
+}

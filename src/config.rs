@@ -1,0 +1,626 @@
+//! Configuration: one TOML file (optional), every key with a default, every key
+//! overridable from the environment.
+//!
+//! Precedence is defaults < file < environment, because an operator's unit file
+//! or container environment must be able to override a packaged config file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Errors a bad configuration produces. They name the key (and, for the file,
+/// the line) so the operator can fix it without reading code.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: &'static str, message: String },
+    #[error("setting {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the one HTTP(S) port that serves every API.
+    pub listen: SocketAddr,
+    /// Where the SQLite store, the generated admin password and TLS files live.
+    pub data_dir: PathBuf,
+    /// UUID of this PBX installation (`accent_uuid` in tokens, `origin_uuid`
+    /// in events). Generated and stored in the data dir when absent.
+    pub uuid: Option<Uuid>,
+    pub log: LogConfig,
+    pub admin: AdminConfig,
+    pub http: HttpConfig,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+    pub ari: AriConfig,
+    pub ami: AmiConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter directive, e.g. `info` or `accentd=debug,warp=info`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Login of the bootstrap admin created on first start with an empty store.
+    pub user: Option<String>,
+    /// Its password; when absent a strong one is generated into the data dir.
+    #[serde(skip_serializing)]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest accepted request body, in bytes.
+    pub body_limit: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key`, the port speaks HTTPS.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Generate a self-signed certificate into the data dir on first start
+    /// (and reuse it afterwards) when no cert/key is given.
+    pub self_signed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of a token when POST /token gives no `expiration`, seconds.
+    pub default_token_lifetime: u64,
+    /// Upper bound for a requested `expiration`, seconds.
+    pub max_token_lifetime: u64,
+    /// Concurrent sessions allowed per user (purposes `user`/`external_api`).
+    pub max_user_concurrent_sessions: u32,
+    /// How often expired tokens and sessions are purged, seconds.
+    pub token_cleanup_interval: u64,
+    /// Seconds before expiry at which `auth_session_expire_soon` is published.
+    pub session_expire_soon_delay: u64,
+    pub argon2: Argon2Config,
+    pub throttle: ThrottleConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Argon2Config {
+    /// Memory cost in KiB.
+    pub m_cost: u32,
+    /// Iterations.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// Failed logins allowed per login name within `window` before lockout.
+    pub max_failures_per_login: u32,
+    /// Failed logins allowed per source address within `window`.
+    pub max_failures_per_address: u32,
+    /// Sliding window and lockout duration, seconds.
+    pub window: u64,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AriConfig {
+    /// Base URL of Asterisk's HTTP server, e.g. `http://127.0.0.1:5039`;
+    /// empty means "no Asterisk configured".
+    pub url: String,
+    pub user: String,
+    #[serde(skip_serializing)]
+    pub password: String,
+    /// Stasis application name registered on the event websocket.
+    pub app: String,
+}
+
+impl std::fmt::Debug for AriConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AriConfig")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("app", &self.app)
+            .finish()
+    }
+}
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmiConfig {
+    /// `host:port` of the AMI TCP listener; empty means "no Asterisk".
+    pub addr: String,
+    pub user: String,
+    #[serde(skip_serializing)]
+    pub password: String,
+}
+
+impl std::fmt::Debug for AmiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmiConfig")
+            .field("addr", &self.addr)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9497)),
+            data_dir: PathBuf::from("./data"),
+            uuid: None,
+            log: LogConfig::default(),
+            admin: AdminConfig::default(),
+            http: HttpConfig::default(),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            ari: AriConfig::default(),
+            ami: AmiConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            default_token_lifetime: 7200,
+            max_token_lifetime: 10 * 365 * 24 * 3600,
+            max_user_concurrent_sessions: 100,
+            token_cleanup_interval: 60,
+            session_expire_soon_delay: 60,
+            argon2: Argon2Config::default(),
+            throttle: ThrottleConfig::default(),
+        }
+    }
+}
+
+impl Default for Argon2Config {
+    fn default() -> Self {
+        // OWASP's argon2id recommendation (19 MiB, 2 passes, 1 lane).
+        Argon2Config {
+            m_cost: 19 * 1024,
+            t_cost: 2,
+            p_cost: 1,
+        }
+    }
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            max_failures_per_login: 5,
+            max_failures_per_address: 20,
+            window: 60,
+        }
+    }
+}
+
+impl Default for AriConfig {
+    fn default() -> Self {
+        AriConfig {
+            url: String::new(),
+            user: String::new(),
+            password: String::new(),
+            app: "accentd".into(),
+        }
+    }
+}
+
+/// Every environment variable accentd reads, with the setting it overrides.
+/// `accentd serve --help` prints this table, so keep the descriptions short.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("ACCENTD_LISTEN", "listen address (default 127.0.0.1:9497)"),
+    (
+        "ACCENTD_DATA_DIR",
+        "data directory: SQLite store, secrets (default ./data)",
+    ),
+    ("ACCENTD_UUID", "installation UUID (generated when unset)"),
+    ("ACCENTD_LOG_LEVEL", "tracing filter (default info)"),
+    ("ACCENTD_LOG_FORMAT", "text or json"),
+    ("ACCENTD_ADMIN_USER", "bootstrap admin login"),
+    ("ACCENTD_ADMIN_PASSWORD", "bootstrap admin password"),
+    (
+        "ACCENTD_HTTP_BODY_LIMIT",
+        "largest request body in bytes (default 1048576)",
+    ),
+    ("ACCENTD_TLS_CERT", "PEM certificate chain for HTTPS"),
+    ("ACCENTD_TLS_KEY", "PEM private key for HTTPS"),
+    (
+        "ACCENTD_TLS_SELF_SIGNED",
+        "true: generate a self-signed cert into the data dir",
+    ),
+    ("ACCENTD_AUTH_DEFAULT_TOKEN_LIFETIME", "seconds (default 7200)"),
+    ("ACCENTD_AUTH_MAX_TOKEN_LIFETIME", "seconds (default 10 years)"),
+    ("ACCENTD_AUTH_MAX_USER_CONCURRENT_SESSIONS", "per user (default 100)"),
+    ("ACCENTD_AUTH_TOKEN_CLEANUP_INTERVAL", "seconds (default 60)"),
+    ("ACCENTD_AUTH_SESSION_EXPIRE_SOON_DELAY", "seconds (default 60)"),
+    ("ACCENTD_AUTH_ARGON2_M_COST", "argon2id memory KiB (default 19456)"),
+    ("ACCENTD_AUTH_ARGON2_T_COST", "argon2id iterations (default 2)"),
+    ("ACCENTD_AUTH_ARGON2_P_COST", "argon2id lanes (default 1)"),
+    ("ACCENTD_AUTH_THROTTLE_MAX_FAILURES_PER_LOGIN", "default 5"),
+    ("ACCENTD_AUTH_THROTTLE_MAX_FAILURES_PER_ADDRESS", "default 20"),
+    ("ACCENTD_AUTH_THROTTLE_WINDOW", "seconds (default 60)"),
+    ("ACCENTD_ARI_URL", "Asterisk HTTP base URL, e.g. http://127.0.0.1:5039"),
+    ("ACCENTD_ARI_USER", "ARI user"),
+    ("ACCENTD_ARI_PASSWORD", "ARI password"),
+    ("ACCENTD_ARI_APP", "Stasis application name (default accentd)"),
+    ("ACCENTD_AMI_ADDR", "AMI host:port, e.g. 127.0.0.1:5038"),
+    ("ACCENTD_AMI_USER", "AMI user"),
+    ("ACCENTD_AMI_PASSWORD", "AMI secret"),
+];
+
+impl Config {
+    /// Loads defaults, then the file (if any), then the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`], with an injectable environment so tests don't
+    /// race on the process-wide one.
+    pub fn load_with_env(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses TOML text. The error message carries toml's line/column and the
+    /// offending key (e.g. "unknown field `lsiten`").
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str::<Config>(text).map_err(|e| {
+            let line = e.span().map(|span| {
+                text.as_bytes()[..span.start.min(text.len())]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1
+            });
+            match line {
+                Some(line) => format!("line {line}: {}", e.message()),
+                None => e.message().to_string(),
+            }
+        })
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.trim().parse::<T>().map_err(|e| ConfigError::Env {
+                name,
+                message: format!("{e} (got {value:?})"),
+            })
+        }
+        fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" | "" => Ok(false),
+                _ => Err(ConfigError::Env {
+                    name,
+                    message: format!("expected true or false (got {value:?})"),
+                }),
+            }
+        }
+        macro_rules! set {
+            ($name:literal, $target:expr, str) => {
+                if let Some(v) = env($name) {
+                    $target = v;
+                }
+            };
+            ($name:literal, $target:expr, opt_str) => {
+                if let Some(v) = env($name) {
+                    $target = if v.is_empty() { None } else { Some(v.into()) };
+                }
+            };
+            ($name:literal, $target:expr, bool) => {
+                if let Some(v) = env($name) {
+                    $target = parse_bool($name, &v)?;
+                }
+            };
+            ($name:literal, $target:expr, parse) => {
+                if let Some(v) = env($name) {
+                    $target = parse($name, &v)?;
+                }
+            };
+        }
+        set!("ACCENTD_LISTEN", self.listen, parse);
+        set!("ACCENTD_DATA_DIR", self.data_dir, parse);
+        if let Some(v) = env("ACCENTD_UUID") {
+            self.uuid = if v.is_empty() {
+                None
+            } else {
+                Some(parse("ACCENTD_UUID", &v)?)
+            };
+        }
+        set!("ACCENTD_LOG_LEVEL", self.log.level, str);
+        if let Some(v) = env("ACCENTD_LOG_FORMAT") {
+            self.log.format = match v.trim().to_ascii_lowercase().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "ACCENTD_LOG_FORMAT",
+                        message: format!("expected text or json (got {v:?})"),
+                    })
+                }
+            };
+        }
+        set!("ACCENTD_ADMIN_USER", self.admin.user, opt_str);
+        set!("ACCENTD_ADMIN_PASSWORD", self.admin.password, opt_str);
+        set!("ACCENTD_HTTP_BODY_LIMIT", self.http.body_limit, parse);
+        set!("ACCENTD_TLS_CERT", self.tls.cert, opt_str);
+        set!("ACCENTD_TLS_KEY", self.tls.key, opt_str);
+        set!("ACCENTD_TLS_SELF_SIGNED", self.tls.self_signed, bool);
+        let a = &mut self.auth;
+        set!("ACCENTD_AUTH_DEFAULT_TOKEN_LIFETIME", a.default_token_lifetime, parse);
+        set!("ACCENTD_AUTH_MAX_TOKEN_LIFETIME", a.max_token_lifetime, parse);
+        set!(
+            "ACCENTD_AUTH_MAX_USER_CONCURRENT_SESSIONS",
+            a.max_user_concurrent_sessions,
+            parse
+        );
+        set!("ACCENTD_AUTH_TOKEN_CLEANUP_INTERVAL", a.token_cleanup_interval, parse);
+        set!(
+            "ACCENTD_AUTH_SESSION_EXPIRE_SOON_DELAY",
+            a.session_expire_soon_delay,
+            parse
+        );
+        set!("ACCENTD_AUTH_ARGON2_M_COST", a.argon2.m_cost, parse);
+        set!("ACCENTD_AUTH_ARGON2_T_COST", a.argon2.t_cost, parse);
+        set!("ACCENTD_AUTH_ARGON2_P_COST", a.argon2.p_cost, parse);
+        set!(
+            "ACCENTD_AUTH_THROTTLE_MAX_FAILURES_PER_LOGIN",
+            a.throttle.max_failures_per_login,
+            parse
+        );
+        set!(
+            "ACCENTD_AUTH_THROTTLE_MAX_FAILURES_PER_ADDRESS",
+            a.throttle.max_failures_per_address,
+            parse
+        );
+        set!("ACCENTD_AUTH_THROTTLE_WINDOW", a.throttle.window, parse);
+        set!("ACCENTD_ARI_URL", self.ari.url, str);
+        set!("ACCENTD_ARI_USER", self.ari.user, str);
+        set!("ACCENTD_ARI_PASSWORD", self.ari.password, str);
+        set!("ACCENTD_ARI_APP", self.ari.app, str);
+        set!("ACCENTD_AMI_ADDR", self.ami.addr, str);
+        set!("ACCENTD_AMI_USER", self.ami.user, str);
+        set!("ACCENTD_AMI_PASSWORD", self.ami.password, str);
+        Ok(())
+    }
+
+    /// Checks the values that parse but make no sense, so a typo fails at start
+    /// instead of at the first call.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                message: message.into(),
+            }
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        if self.http.body_limit < 1024 {
+            return Err(invalid("http.body_limit", "must be at least 1024 bytes"));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(invalid("tls.cert", "tls.cert and tls.key must be given together"));
+        }
+        let a = &self.auth;
+        if a.default_token_lifetime == 0 || a.default_token_lifetime > a.max_token_lifetime {
+            return Err(invalid(
+                "auth.default_token_lifetime",
+                "must be between 1 and auth.max_token_lifetime",
+            ));
+        }
+        if a.token_cleanup_interval == 0 {
+            return Err(invalid("auth.token_cleanup_interval", "must be at least 1"));
+        }
+        if a.max_user_concurrent_sessions == 0 {
+            return Err(invalid("auth.max_user_concurrent_sessions", "must be at least 1"));
+        }
+        if argon2::Params::new(a.argon2.m_cost, a.argon2.t_cost, a.argon2.p_cost, None).is_err() {
+            return Err(invalid(
+                "auth.argon2",
+                "invalid argon2 parameters (m_cost >= 8*p_cost KiB, t_cost >= 1, p_cost >= 1)",
+            ));
+        }
+        if a.throttle.window == 0 {
+            return Err(invalid("auth.throttle.window", "must be at least 1"));
+        }
+        if let Some(user) = &self.admin.user {
+            if user.is_empty() || user.len() > 256 {
+                return Err(invalid("admin.user", "must be 1 to 256 characters"));
+            }
+        }
+        if !self.ari.url.is_empty() {
+            let ok = (self.ari.url.starts_with("http://") || self.ari.url.starts_with("https://"))
+                && reqwest::Url::parse(&self.ari.url).is_ok();
+            if !ok {
+                return Err(invalid("ari.url", format!("not an http(s) URL: {:?}", self.ari.url)));
+            }
+        }
+        if !self.ami.addr.is_empty() {
+            let ok = self
+                .ami
+                .addr
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                return Err(invalid(
+                    "ami.addr",
+                    format!("expected host:port (got {:?})", self.ami.addr),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("accentd.sqlite")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load_with_env(None, env_of(&[])).expect("defaults");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9497");
+        assert_eq!(c.auth.default_token_lifetime, 7200);
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1000\"\n[ami]\naddr = \"h:5038\"\n").expect("write");
+        let c = Config::load_with_env(
+            Some(&path),
+            env_of(&[("ACCENTD_LISTEN", "0.0.0.0:2000"), ("ACCENTD_AMI_USER", "u")]),
+        )
+        .expect("load");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:2000");
+        assert_eq!(c.ami.addr, "h:5038");
+        assert_eq!(c.ami.user, "u");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = Config::from_toml("listen = \"127.0.0.1:1\"\n\n[auth]\ndefault_token_lifetim = 3\n")
+            .expect_err("must fail");
+        assert!(err.contains("line 4"), "{err}");
+        assert!(err.contains("default_token_lifetim"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_reported() {
+        let err = Config::from_toml("[http]\nbody_limit = \"big\"\n").expect_err("must fail");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn bad_env_values_name_the_variable() {
+        for (name, value) in [
+            ("ACCENTD_LISTEN", "nowhere"),
+            ("ACCENTD_TLS_SELF_SIGNED", "maybe"),
+            ("ACCENTD_AUTH_ARGON2_T_COST", "-1"),
+            ("ACCENTD_LOG_FORMAT", "xml"),
+        ] {
+            let err = Config::load_with_env(None, env_of(&[(name, value)])).expect_err(name);
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        for (name, value, key) in [
+            ("ACCENTD_ARI_URL", "ftp://x", "ari.url"),
+            ("ACCENTD_AMI_ADDR", "localhost", "ami.addr"),
+            (
+                "ACCENTD_AUTH_DEFAULT_TOKEN_LIFETIME",
+                "0",
+                "auth.default_token_lifetime",
+            ),
+            ("ACCENTD_TLS_CERT", "/tmp/c.pem", "tls.cert"),
+            ("ACCENTD_AUTH_ARGON2_T_COST", "0", "auth.argon2"),
+        ] {
+            let err = Config::load_with_env(None, env_of(&[(name, value)])).expect_err(name);
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = Config::load_with_env(
+            None,
+            env_of(&[
+                ("ACCENTD_ADMIN_PASSWORD", "s3cr3t-admin"),
+                ("ACCENTD_ARI_PASSWORD", "s3cr3t-ari"),
+                ("ACCENTD_AMI_PASSWORD", "s3cr3t-ami"),
+            ]),
+        )
+        .expect("load");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cr3t"), "{debug}");
+        let toml = toml::to_string(&c).expect("ser");
+        assert!(!toml.contains("s3cr3t"), "{toml}");
+    }
+}
