@@ -328,12 +328,7 @@ fn push_wildcard(tokens: &mut Vec<Token>, wildcard: Token) {
 }
 
 /// Every position reached by `cur` followed by `bytes`.
-fn step_literal(
-    (cur, next): (&[bool], &mut [bool]),
-    low: usize,
-    subject: Subject<'_>,
-    bytes: &[u8],
-) {
+fn step_literal((cur, next): (&[bool], &mut [bool]), low: usize, subject: Subject<'_>, bytes: &[u8]) {
     let last_start = match subject.len().checked_sub(bytes.len()) {
         Some(last_start) => last_start,
         None => return,
@@ -430,10 +425,7 @@ impl<'a> Subject<'a> {
     /// Whether `bytes` occurs at `start`.
     fn has_at(&self, start: usize, bytes: &[u8]) -> bool {
         match start.checked_sub(self.head.len()) {
-            Some(in_tail) => self
-                .tail
-                .get(in_tail..)
-                .is_some_and(|rest| rest.starts_with(bytes)),
+            Some(in_tail) => self.tail.get(in_tail..).is_some_and(|rest| rest.starts_with(bytes)),
             None => {
                 let in_head = self.head.get(start..).unwrap_or_default();
                 let split = in_head.len().min(bytes.len());
@@ -629,15 +621,9 @@ mod tests {
     fn my_session_segment_matches_own_session() {
         let acl = ["auth.users.me.sessions.my_session.delete"];
         assert!(allows(&acl, "auth.users.me.sessions.my_session.delete"));
-        assert!(allows(
-            &acl,
-            &format!("auth.users.{USER}.sessions.{SESSION}.delete")
-        ));
+        assert!(allows(&acl, &format!("auth.users.{USER}.sessions.{SESSION}.delete")));
         assert!(!allows(&acl, "auth.users.me.sessions.other.delete"));
-        assert!(!allows(
-            &acl,
-            &format!("auth.users.me.sessions.{USER}.delete")
-        ));
+        assert!(!allows(&acl, &format!("auth.users.me.sessions.{USER}.delete")));
     }
 
     #[test]
@@ -751,8 +737,7 @@ mod tests {
             "a.##.b",
         ];
         let requireds = [
-            "", "!", ".", "..", "*", "#", "me", "é", "日本.x", "a.b", "\n", "a.edit", ".edit",
-            "edit", ".update",
+            "", "!", ".", "..", "*", "#", "me", "é", "日本.x", "a.b", "\n", "a.edit", ".edit", "edit", ".update",
         ];
         for entry in entries {
             let check = check(&[entry]);
@@ -869,9 +854,7 @@ mod tests {
             let compile = |negative: bool| -> Vec<Regex> {
                 acl.iter()
                     .filter(|entry| entry.starts_with('!') == negative)
-                    .map(|entry| {
-                        oracle_regex(auth_id, session, entry.strip_prefix('!').unwrap_or(entry))
-                    })
+                    .map(|entry| oracle_regex(auth_id, session, entry.strip_prefix('!').unwrap_or(entry)))
                     .collect()
             };
             Self {
@@ -908,18 +891,14 @@ mod tests {
     }
 
     fn entry() -> impl Strategy<Value = String> {
-        (
-            any::<bool>(),
-            prop::collection::vec(granted_segment(), 1..5),
-        )
-            .prop_map(|(negative, segments)| {
-                let entry = segments.join(".");
-                if negative {
-                    format!("!{entry}")
-                } else {
-                    entry
-                }
-            })
+        (any::<bool>(), prop::collection::vec(granted_segment(), 1..5)).prop_map(|(negative, segments)| {
+            let entry = segments.join(".");
+            if negative {
+                format!("!{entry}")
+            } else {
+                entry
+            }
+        })
     }
 
     /// Segments of required accesses, including the ids, a newline and the
@@ -941,10 +920,7 @@ mod tests {
     }
 
     fn ids() -> impl Strategy<Value = (&'static str, &'static str)> {
-        (
-            prop::sample::select(AUTH_IDS),
-            prop::sample::select(SESSIONS),
-        )
+        (prop::sample::select(AUTH_IDS), prop::sample::select(SESSIONS))
     }
 
     /// An access string made from `entry` by filling its wildcards and

@@ -94,6 +94,11 @@ impl Scope {
         self.caller.auth.tree.is_within(self.caller.tenant_uuid, tenant)
     }
 
+    /// Strict ancestors of the selected tenant (for `shared` policies).
+    pub fn ancestors(&self) -> Vec<Uuid> {
+        self.caller.auth.tree.ancestors(self.caller.tenant_uuid)
+    }
+
     pub fn caller(&self) -> &Caller {
         &self.caller
     }

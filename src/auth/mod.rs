@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod caller;
 pub mod model;
 pub mod password;
+pub mod policies;
 pub mod routes;
 pub mod tenants;
 pub mod throttle;

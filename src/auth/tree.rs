@@ -55,6 +55,21 @@ impl TenantTree {
         false
     }
 
+    /// The strict ancestors of `tenant`, nearest first.
+    pub fn ancestors(&self, tenant: Uuid) -> Vec<Uuid> {
+        let Ok(data) = self.inner.read() else { return vec![] };
+        let mut out = Vec::new();
+        let mut current = tenant;
+        while let Some(p) = data.parent.get(&current) {
+            if *p == current || out.len() > data.parent.len() {
+                break;
+            }
+            out.push(*p);
+            current = *p;
+        }
+        out
+    }
+
     /// `root` and all its descendants.
     pub fn subtree(&self, root: Uuid) -> Vec<Uuid> {
         let Ok(data) = self.inner.read() else { return vec![] };
@@ -103,6 +118,8 @@ mod tests {
         assert_eq!(sub, want);
         assert_eq!(tree.subtree(m).len(), 4);
         assert!(tree.subtree(Uuid::new_v4()).is_empty());
+        assert_eq!(tree.ancestors(b), vec![a, m]);
+        assert!(tree.ancestors(m).is_empty());
     }
 
     #[test]

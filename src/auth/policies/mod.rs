@@ -1,0 +1,3 @@
+//! `/policies`: named ACL lists.
+
+pub mod store;

@@ -1,0 +1,172 @@
+//! Test harness: a real accentd on a random loopback port with its own data
+//! dir, and a small JSON client.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use accentd::app::{start, Running};
+use accentd::config::Config;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+pub const ADMIN_USER: &str = "root";
+pub const ADMIN_PASSWORD: &str = "s3cr3t-admin-pw";
+
+pub struct TestServer {
+    pub running: Option<Running>,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    /// A token of the bootstrap admin (ACL `#`).
+    pub admin_token: String,
+}
+
+/// A config that is fast to test: cheap argon2, random port, temp data dir.
+pub fn test_config(data_dir: PathBuf) -> Config {
+    let mut c = Config::default();
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.data_dir = data_dir;
+    c.admin.user = Some(ADMIN_USER.into());
+    c.admin.password = Some(ADMIN_PASSWORD.into());
+    c.auth.argon2.m_cost = 64;
+    c.auth.argon2.t_cost = 1;
+    c.auth.argon2.p_cost = 1;
+    c
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(dir.path().to_path_buf());
+        tweak(&mut config);
+        Self::boot(dir, config).await
+    }
+
+    async fn boot(dir: tempfile::TempDir, config: Config) -> TestServer {
+        let running = start(config).await.expect("accentd starts");
+        let base = format!("http://{}", running.addr);
+        let mut server = TestServer {
+            running: Some(running),
+            base,
+            client: reqwest::Client::new(),
+            dir,
+            admin_token: String::new(),
+        };
+        server.admin_token = server.login(ADMIN_USER, ADMIN_PASSWORD).await;
+        server
+    }
+
+    /// Stops the process-equivalent and starts a new one on the same data dir.
+    pub async fn restart(mut self) -> TestServer {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+        let config = test_config(self.dir.path().to_path_buf());
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        let token = self.admin_token.clone();
+        let mut s = Self::boot(dir, config).await;
+        s.admin_token = token;
+        s
+    }
+
+    pub fn app(&self) -> &accentd::app::App {
+        &self.running.as_ref().expect("running").app
+    }
+
+    /// `/api/auth/0.1` + path.
+    pub fn auth_url(&self, path: &str) -> String {
+        format!("{}/api/auth/0.1{}", self.base, path)
+    }
+
+    /// POST /token with Basic auth; panics unless it succeeds.
+    pub async fn login(&self, user: &str, password: &str) -> String {
+        let (status, body) = self.login_with(user, password, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "login {user}: {body}");
+        body["data"]["token"].as_str().expect("token").to_string()
+    }
+
+    pub async fn login_with(&self, user: &str, password: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(self.auth_url("/token"))
+            .basic_auth(user, Some(password))
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Any request to the auth API; returns status and JSON body (Null when
+    /// the body is empty or not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_with_headers(method, path, token, body, &[]).await
+    }
+
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.auth_url(path));
+        if let Some(t) = token {
+            req = req.header("X-Auth-Token", t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("send");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// The master tenant's uuid, from the admin token.
+    pub async fn master_tenant(&self) -> String {
+        let (_, body) = self
+            .call(Method::GET, &format!("/token/{}", self.admin_token), None, None)
+            .await;
+        body["data"]["metadata"]["tenant_uuid"]
+            .as_str()
+            .expect("tenant")
+            .to_string()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown_token().cancel();
+        }
+    }
+}
