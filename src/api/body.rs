@@ -76,7 +76,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let field = if path == "." || path.is_empty() {
+            let field = if path == "." || path == "?" || path.is_empty() {
                 "_schema".to_string()
             } else {
                 path
