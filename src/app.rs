@@ -11,6 +11,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::api::config::{DebugHook, RuntimeConfig};
 use crate::api::status::{Health, StatusRegistry};
 use crate::auth::AuthService;
 use crate::bus::Bus;
@@ -25,13 +26,14 @@ pub struct App {
     pub bus: Bus,
     pub auth: Arc<AuthService>,
     pub status: Arc<StatusRegistry>,
+    pub runtime: Arc<RuntimeConfig>,
     pub uuid: Uuid,
 }
 
 impl App {
     /// Opens the store (migrating it), runs the first-start setup and loads
     /// the auth state.
-    pub async fn init(config: Config) -> anyhow::Result<App> {
+    pub async fn init(config: Config, debug_hook: Option<DebugHook>) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
         let db_path = config.db_path();
@@ -49,12 +51,14 @@ impl App {
         status.set("rest_api", Health::Ok, None);
         status.set("store", Health::Ok, None);
         status.set("master_tenant", Health::Ok, None);
+        let runtime = Arc::new(RuntimeConfig::new(debug_hook));
         Ok(App {
             config,
             store,
             bus,
             auth,
             status,
+            runtime,
             uuid,
         })
     }
@@ -65,7 +69,18 @@ impl App {
         let top_status = warp::path!("status")
             .and(warp::get())
             .map(move || warp::reply::json(&status.snapshot()).into_response());
+        let auth_config =
+            warp::path("api")
+                .and(warp::path("auth"))
+                .and(warp::path("0.1"))
+                .and(crate::api::config::routes(
+                    "auth",
+                    self.auth.clone(),
+                    self.runtime.clone(),
+                ));
         crate::auth::routes::routes(self.auth.clone())
+            .or(auth_config)
+            .unify()
             .or(top_status)
             .unify()
             .recover(crate::api::error::recover)
@@ -105,9 +120,14 @@ impl Running {
 
 /// Binds the listener and starts the server and background tasks.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_with(config, None).await
+}
+
+/// [`start`] with a hook that switches debug logging (from `main`).
+pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow::Result<Running> {
     let tls = crate::api::server::tls_from_config(&config)?;
     let listen = config.listen;
-    let app = App::init(config).await?;
+    let app = App::init(config, debug_hook).await?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use std::sync::Arc;
+
+use accentd::api::config::DebugHook;
 use accentd::config::{Config, LogFormat, ENV_VARS};
 
 fn env_help() -> String {
@@ -39,15 +42,26 @@ enum Command {
     CheckConfig,
 }
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+/// Installs the subscriber; returns the hook PATCH /config uses to switch
+/// debug logging on and off at run time.
+fn init_logging(config: &Config) -> DebugHook {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
+    let configured = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.level.clone());
+    let filter = EnvFilter::try_new(&configured).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
     match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => registry.with(fmt::layer().json()).init(),
+        LogFormat::Text => registry.with(fmt::layer()).init(),
     }
+    Arc::new(move |debug: bool| {
+        let directive = if debug { "debug" } else { configured.as_str() };
+        if let Ok(f) = EnvFilter::try_new(directive) {
+            let _ = handle.reload(f);
+        }
+    })
 }
 
 fn main() -> ExitCode {
@@ -72,7 +86,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve => {
-            init_logging(&config);
+            let hook = init_logging(&config);
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
                 Err(e) => {
@@ -80,7 +94,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match runtime.block_on(serve(config)) {
+            match runtime.block_on(serve(config, hook)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -92,8 +106,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let running = accentd::app::start(config).await?;
+async fn serve(config: Config, hook: DebugHook) -> anyhow::Result<()> {
+    let running = accentd::app::start_with(config, Some(hook)).await?;
     let shutdown = running.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -437,3 +437,50 @@ async fn create_user(s: &TestServer, username: &str, password: &str, acl: &[&str
         .expect("insert user");
     user
 }
+
+#[tokio::test]
+async fn config_read_and_debug_patch() {
+    let s = TestServer::start().await;
+    let (status, body) = s.get("/config", &s.admin_token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["debug"], false);
+    assert!(body["auth"]["default_token_lifetime"].is_number());
+    assert!(
+        !body.to_string().contains(common::ADMIN_PASSWORD),
+        "secrets must not be shown"
+    );
+    let (status, body) = s
+        .call(
+            Method::PATCH,
+            "/config",
+            Some(&s.admin_token),
+            Some(json!([{"op": "replace", "path": "/debug", "value": true}])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["debug"], true);
+    assert!(s.app().runtime.debug());
+    let (status, _) = s
+        .call(
+            Method::PATCH,
+            "/config",
+            Some(&s.admin_token),
+            Some(json!([{"op": "replace", "path": "/listen", "value": "x"}])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let user = create_user(&s, "carol", "carol-pw", &["auth.config.read"]).await;
+    assert!(!user.is_empty());
+    let t = s.login("carol", "carol-pw").await;
+    let (status, _) = s.get("/config", &t).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = s
+        .call(
+            Method::PATCH,
+            "/config",
+            Some(&t),
+            Some(json!([{"op": "replace", "path": "/debug", "value": false}])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -1,6 +1,7 @@
 //! The HTTP side: one warp route tree for every API, served on one port.
 
 pub mod body;
+pub mod config;
 pub mod error;
 pub mod list;
 pub mod openapi;
