@@ -78,6 +78,7 @@ async fn measure(
     done.load(Ordering::Relaxed) as f64 / elapsed
 }
 
+#[allow(clippy::field_reassign_with_default)]
 fn main() -> anyhow::Result<()> {
     let settings = settings();
     let runtime = tokio::runtime::Runtime::new()?;
