@@ -47,6 +47,22 @@ impl TestServer {
         Self::boot(dir, config).await
     }
 
+    /// A server on HTTPS (the harness's own client skips the login).
+    pub async fn start_https(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(dir.path().to_path_buf());
+        tweak(&mut config);
+        let running = start(config).await.expect("accentd starts");
+        let base = format!("https://{}", running.addr);
+        TestServer {
+            running: Some(running),
+            base,
+            client: reqwest::Client::new(),
+            dir,
+            admin_token: String::new(),
+        }
+    }
+
     async fn boot(dir: tempfile::TempDir, config: Config) -> TestServer {
         let running = start(config).await.expect("accentd starts");
         let base = format!("http://{}", running.addr);
