@@ -78,6 +78,8 @@ async fn measure(
     done.load(Ordering::Relaxed) as f64 / elapsed
 }
 
+// Plain assignments read better than one big struct literal here.
+#[allow(clippy::field_reassign_with_default)]
 fn main() -> anyhow::Result<()> {
     let settings = settings();
     let runtime = tokio::runtime::Runtime::new()?;
