@@ -1,1 +1,3 @@
 //! accentd: one process that replaces the Accent platform daemons next to Asterisk.
+
+pub mod ami;
