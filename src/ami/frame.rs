@@ -204,8 +204,9 @@ impl AmiMessage {
         }
     }
 
-    /// True for the response that opens an event list (`EventList: start`; Asterisk 22 writes
-    /// it in lower case, older versions capitalized it, so the match ignores case).
+    /// True for the response that opens an event list (`EventList: start`). Asterisk 22
+    /// writes `start` in lower case but `Complete` capitalized; the match ignores case so that
+    /// neither spelling is a contract.
     pub fn is_event_list_start(&self) -> bool {
         self.get("EventList")
             .is_some_and(|v| v.eq_ignore_ascii_case("start"))
