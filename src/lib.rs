@@ -9,8 +9,10 @@
 //! - [`auth`]: tenants, users, groups, policies, tokens, the ACL engine and
 //!   the warp filter every protected route uses.
 //! - [`api`]: the HTTP server, error mapping, shared request helpers.
+//! - [`ami`]: the Asterisk Manager Interface: wire framing (nom).
 //! - [`app`]: wiring of all of the above.
 
+pub mod ami;
 pub mod api;
 pub mod app;
 pub mod auth;
