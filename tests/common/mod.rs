@@ -22,6 +22,7 @@ pub struct TestServer {
 }
 
 /// A config that is fast to test: cheap argon2, random port, temp data dir.
+#[allow(clippy::field_reassign_with_default)]
 pub fn test_config(data_dir: PathBuf) -> Config {
     let mut c = Config::default();
     c.listen = "127.0.0.1:0".parse().expect("addr");
