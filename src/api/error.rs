@@ -158,7 +158,11 @@ impl ApiError {
                 json!({ "tenant_uuid": tenant_uuid }),
             ),
             ApiError::NotFound { resource, id } => {
-                let singular = resource.strip_suffix('s').unwrap_or(resource);
+                // "policies" -> "policy", "users" -> "user".
+                let singular = match resource.strip_suffix("ies") {
+                    Some(stem) => format!("{stem}y"),
+                    None => resource.strip_suffix('s').unwrap_or(resource).to_string(),
+                };
                 let mut body = standard(&format!("unknown-{singular}"), self.to_string(), json!({ "uuid": id }));
                 body["resource"] = json!(resource);
                 body

@@ -178,6 +178,34 @@ impl TestServer {
             .expect("tenant")
             .to_string()
     }
+
+    /// Inserts a PBX user (purpose `user`, native, enabled) straight into the
+    /// store, for tests that need a user without going through POST /users.
+    /// Returns its uuid.
+    pub async fn create_user_sql(&self, tenant: &str, username: &str, password: &str) -> String {
+        let hash = self
+            .app()
+            .auth
+            .hasher
+            .hash_async(password.to_string())
+            .await
+            .expect("hash");
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let (u, t, name) = (uuid.clone(), tenant.to_string(), username.to_string());
+        self.app()
+            .store
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO auth_user (uuid, username, password_hash, purpose, authentication_method, enabled, tenant_uuid, created_at)
+                     VALUES (?1, ?2, ?3, 'user', 'native', 1, ?4, 0)",
+                    rusqlite::params![u, name, hash, t],
+                )?;
+                Ok::<_, accentd::api::error::ApiError>(())
+            })
+            .await
+            .expect("insert user");
+        uuid
+    }
 }
 
 impl Drop for TestServer {

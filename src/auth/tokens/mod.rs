@@ -288,7 +288,7 @@ fn protected_routes(auth: Arc<AuthService>) -> BoxedFilter<(Response,)> {
 }
 
 /// Path segments arrive percent-encoded; client ids may contain anything.
-fn percent_decode(segment: &str) -> String {
+pub(crate) fn percent_decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
