@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use accentd::ami::{
-    drain, frame_all, AmiFramer, AmiMessage, Frame, FrameError, FrameLimits, MessageKind,
-};
+use accentd::ami::{drain, frame_all, AmiFramer, AmiMessage, Frame, FrameError, FrameLimits, MessageKind};
 use proptest::prelude::*;
 
 const GREETING: &str = "Asterisk Call Manager/11.0.0";
@@ -22,8 +20,7 @@ fn read_fixture(scenario: &Path, name: &str) -> Option<Vec<u8>> {
     }
     let gz = std::fs::read(scenario.join(format!("{name}.gz"))).ok()?;
     let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut out)
-        .expect("gunzip fixture");
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut out).expect("gunzip fixture");
     Some(out)
 }
 
@@ -42,11 +39,7 @@ fn recordings(name: &str) -> Vec<(String, Vec<u8>)> {
             Some((name_of, read_fixture(dir, name)?))
         })
         .collect();
-    assert!(
-        out.len() >= 19,
-        "expected 19 recorded sessions, found {}",
-        out.len()
-    );
+    assert!(out.len() >= 19, "expected 19 recorded sessions, found {}", out.len());
     out
 }
 
@@ -129,22 +122,13 @@ fn every_recording_round_trips_byte_exact() {
             Some(&Ok(Frame::Greeting(GREETING.into()))),
             "{scenario}: greeting first"
         );
+        assert!(frames.iter().all(|f| f.is_ok()), "{scenario}: framing error");
         assert!(
-            frames.iter().all(|f| f.is_ok()),
-            "{scenario}: framing error"
-        );
-        assert!(
-            frames[1..]
-                .iter()
-                .all(|f| matches!(f, Ok(Frame::Message(_)))),
+            frames[1..].iter().all(|f| matches!(f, Ok(Frame::Message(_)))),
             "{scenario}: only one greeting"
         );
         let msgs = messages(frames);
-        assert_eq!(
-            msgs.len(),
-            blank_lines(bytes),
-            "{scenario}: one message per blank line"
-        );
+        assert_eq!(msgs.len(), blank_lines(bytes), "{scenario}: one message per blank line");
         assert_eq!(*discarded, 0, "{scenario}: nothing skipped");
 
         let mut rebuilt = format!("{GREETING}\r\n").into_bytes();
@@ -163,20 +147,10 @@ fn every_recording_round_trips_byte_exact() {
 #[test]
 fn every_sent_session_parses_as_actions() {
     for (scenario, bytes) in recordings("ami-sent.raw") {
-        let frames = frame_all(
-            &mut AmiFramer::without_greeting(FrameLimits::default()),
-            &bytes,
-        );
+        let frames = frame_all(&mut AmiFramer::without_greeting(FrameLimits::default()), &bytes);
         let msgs = messages(&frames);
-        assert_eq!(
-            msgs.len(),
-            frames.len(),
-            "{scenario}: errors in sent actions"
-        );
-        assert!(
-            msgs.iter().all(|m| m.kind() == MessageKind::Action),
-            "{scenario}"
-        );
+        assert_eq!(msgs.len(), frames.len(), "{scenario}: errors in sent actions");
+        assert!(msgs.iter().all(|m| m.kind() == MessageKind::Action), "{scenario}");
         assert_eq!(msgs[0].action(), Some("Login"));
         assert_eq!(msgs.last().and_then(|m| m.action()), Some("Logoff"));
         let rebuilt: Vec<u8> = msgs.iter().flat_map(|m| m.to_bytes()).collect();
@@ -187,10 +161,7 @@ fn every_sent_session_parses_as_actions() {
 #[test]
 fn event_lists_open_and_close_with_the_same_action_id() {
     let (mut starts, mut completes) = (0, 0);
-    for Session {
-        scenario, frames, ..
-    } in sessions()
-    {
+    for Session { scenario, frames, .. } in sessions() {
         let mut open: Vec<String> = Vec::new();
         for msg in messages(frames) {
             if msg.is_event_list_start() {
@@ -200,10 +171,7 @@ fn event_lists_open_and_close_with_the_same_action_id() {
             } else if msg.is_event_list_complete() {
                 assert_eq!(msg.kind(), MessageKind::Event, "{scenario}");
                 let id = msg.action_id().expect("ActionID");
-                assert!(
-                    open.iter().any(|o| o == id),
-                    "{scenario}: Complete for {id}"
-                );
+                assert!(open.iter().any(|o| o == id), "{scenario}: Complete for {id}");
                 open.retain(|o| o != id);
                 completes += 1;
             }

@@ -19,11 +19,7 @@ pub fn limits_for(data: &[u8]) -> FrameLimits {
 
 /// Feeds `data` in chunks whose sizes (1 to 97 bytes) follow a small generator seeded from
 /// `seed` (seed 0: one byte at a time), draining after each push, then finishes.
-pub fn frame_chunked(
-    framer: &mut AmiFramer,
-    data: &[u8],
-    seed: u32,
-) -> Vec<Result<Frame, FrameError>> {
+pub fn frame_chunked(framer: &mut AmiFramer, data: &[u8], seed: u32) -> Vec<Result<Frame, FrameError>> {
     let mut out = Vec::new();
     let mut state = seed | 1;
     let mut rest = data;
@@ -84,11 +80,7 @@ pub fn check(data: &[u8]) {
             Ok(Frame::Message(msg)) => {
                 let bytes = msg.to_bytes();
                 let alone = frame_all(&mut AmiFramer::without_greeting(limits), &bytes);
-                assert_eq!(
-                    alone,
-                    [Ok(Frame::Message(msg.clone()))],
-                    "re-framing differs"
-                );
+                assert_eq!(alone, [Ok(Frame::Message(msg.clone()))], "re-framing differs");
                 rebuilt.extend_from_slice(&bytes);
             }
             Ok(Frame::Greeting(_)) => panic!("greeting from a framer that expects none"),

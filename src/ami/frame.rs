@@ -208,8 +208,7 @@ impl AmiMessage {
     /// writes `start` in lower case but `Complete` capitalized; the match ignores case so that
     /// neither spelling is a contract.
     pub fn is_event_list_start(&self) -> bool {
-        self.get("EventList")
-            .is_some_and(|v| v.eq_ignore_ascii_case("start"))
+        self.get("EventList").is_some_and(|v| v.eq_ignore_ascii_case("start"))
     }
 
     /// True for the event that closes an event list (`EventList: Complete`).
@@ -240,12 +239,7 @@ impl AmiMessage {
         if let Some(raw) = &self.raw {
             return raw.to_vec();
         }
-        let size = self
-            .headers
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 4)
-            .sum::<usize>()
-            + 2;
+        let size = self.headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 2;
         let mut out = Vec::with_capacity(size);
         self.write_canonical(&mut out);
         out
@@ -272,10 +266,7 @@ impl AmiMessage {
 
 fn push_sanitized(out: &mut Vec<u8>, text: &str) {
     if text.bytes().any(|b| b == b'\r' || b == b'\n') {
-        out.extend(
-            text.bytes()
-                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-        );
+        out.extend(text.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
     } else {
         out.extend_from_slice(text.as_bytes());
     }
@@ -380,8 +371,7 @@ impl Follows {
             Follows::Headers => match parse_header(line) {
                 // An old server writes only these two before the raw output.
                 Some(RawHeader { key: k, .. })
-                    if k.eq_ignore_ascii_case(b"Privilege")
-                        || k.eq_ignore_ascii_case(b"ActionID") =>
+                    if k.eq_ignore_ascii_case(b"Privilege") || k.eq_ignore_ascii_case(b"ActionID") =>
                 {
                     LineRole::Header
                 }
@@ -413,14 +403,7 @@ fn header_line(line: &[u8]) -> IResult<&[u8], RawHeader<'_>> {
         .parse(line)
         .map(|(tail, (key, _, space, value))| {
             let one_space = space.is_some();
-            (
-                tail,
-                RawHeader {
-                    key,
-                    one_space,
-                    value,
-                },
-            )
+            (tail, RawHeader { key, one_space, value })
         })
 }
 
@@ -467,10 +450,7 @@ fn decode(bytes: &[u8], exact: &mut bool) -> String {
 /// Parses one complete message: its lines and the terminating blank line, as delimited by
 /// the framer (nothing more, nothing less).
 fn parse_message(raw: Bytes) -> Result<AmiMessage, FrameError> {
-    let malformed = |reason| FrameError::Malformed {
-        reason,
-        len: raw.len(),
-    };
+    let malformed = |reason| FrameError::Malformed { reason, len: raw.len() };
     if memchr::memchr(0, &raw).is_some() {
         return Err(malformed("NUL byte in message"));
     }
@@ -491,11 +471,7 @@ fn parse_message(raw: Bytes) -> Result<AmiMessage, FrameError> {
         }
         match follows.step(content) {
             LineRole::Header => match parse_header(content) {
-                Some(RawHeader {
-                    key,
-                    one_space,
-                    value,
-                }) => {
+                Some(RawHeader { key, one_space, value }) => {
                     // `Key:` (no space) and a stray `\r` inside a line do not round-trip.
                     exact &= one_space && !value.contains(&b'\r') && !key.contains(&b'\r');
                     headers.push((decode(key, &mut exact), decode(value, &mut exact)));
@@ -708,9 +684,7 @@ impl AmiFramer {
                     let line = self.buf.split_to(end);
                     self.scan = Scan::default();
                     let (text, _) = strip_cr(&line[..line.len() - 1]);
-                    return Ok(Some(Frame::Greeting(
-                        String::from_utf8_lossy(text).into_owned(),
-                    )));
+                    return Ok(Some(Frame::Greeting(String::from_utf8_lossy(text).into_owned())));
                 }
             }
             self.scan.lines += 1;
@@ -848,12 +822,8 @@ mod tests {
 
     #[test]
     fn greeting_then_message() {
-        let out =
-            frames(b"Asterisk Call Manager/11.0.0\r\nResponse: Success\r\nActionID: a\r\n\r\n");
-        assert_eq!(
-            out[0],
-            Ok(Frame::Greeting("Asterisk Call Manager/11.0.0".into()))
-        );
+        let out = frames(b"Asterisk Call Manager/11.0.0\r\nResponse: Success\r\nActionID: a\r\n\r\n");
+        assert_eq!(out[0], Ok(Frame::Greeting("Asterisk Call Manager/11.0.0".into())));
         let msg = message(&out[1]);
         assert_eq!(msg.kind(), MessageKind::Response);
         assert_eq!(msg.response(), Some("Success"));
@@ -879,9 +849,7 @@ mod tests {
 
     #[test]
     fn values_are_kept_verbatim_after_one_space() {
-        let out = frames(
-            b"Event: VarSet\r\nValue:   minrxlost=0;  \r\nEmpty: \r\nUrl: sip:a@b:5060\r\n\r\n",
-        );
+        let out = frames(b"Event: VarSet\r\nValue:   minrxlost=0;  \r\nEmpty: \r\nUrl: sip:a@b:5060\r\n\r\n");
         let msg = message(&out[0]);
         assert_eq!(msg.get("Value"), Some("  minrxlost=0;  "));
         assert_eq!(msg.get("Empty"), Some(""));
@@ -907,10 +875,7 @@ mod tests {
         assert!(msg.raw().is_some());
         msg.push("Evil", "x\r\nAction: Hangup");
         assert_eq!(msg.raw(), None);
-        assert_eq!(
-            msg.to_bytes(),
-            b"Event: X\r\nA: b\r\nEvil: x  Action: Hangup\r\n\r\n"
-        );
+        assert_eq!(msg.to_bytes(), b"Event: X\r\nA: b\r\nEvil: x  Action: Hangup\r\n\r\n");
     }
 
     #[test]
@@ -922,10 +887,7 @@ mod tests {
         assert_eq!(msg.response(), None);
         assert_eq!(msg.event(), Some("OriginateResponse"));
         assert_eq!(AmiMessage::new().kind(), MessageKind::Other);
-        assert_eq!(
-            AmiMessage::new().with("action", "Ping").action(),
-            Some("Ping")
-        );
+        assert_eq!(AmiMessage::new().with("action", "Ping").action(), Some("Ping"));
     }
 
     fn small(max_message_bytes: usize, max_line_bytes: usize, max_headers: usize) -> FrameLimits {
@@ -946,10 +908,7 @@ mod tests {
         bytes.extend(std::iter::repeat_n(b'x', 40));
         bytes.extend_from_slice(b"\r\nMore: y\r\n\r\n");
         bytes.extend_from_slice(next_event());
-        let out = frame_all(
-            &mut AmiFramer::without_greeting(small(1024, 16, 64)),
-            &bytes,
-        );
+        let out = frame_all(&mut AmiFramer::without_greeting(small(1024, 16, 64)), &bytes);
         assert_eq!(out[0], Err(FrameError::LineTooLong { limit: 16 }));
         assert_eq!(message(&out[1]).event(), Some("Next"));
         assert_eq!(out.len(), 2);
@@ -965,11 +924,7 @@ mod tests {
                 Ok(None) | Err(FrameError::LineTooLong { limit: 100 }) => {}
                 other => panic!("unexpected {other:?}"),
             }
-            assert!(
-                framer.buffered_len() <= 200,
-                "buffer grew to {}",
-                framer.buffered_len()
-            );
+            assert!(framer.buffered_len() <= 200, "buffer grew to {}", framer.buffered_len());
         }
         framer.push(b"\r\n\r\n");
         framer.push(next_event());
@@ -985,29 +940,15 @@ mod tests {
         }
         bytes.extend_from_slice(b"\r\n");
         bytes.extend_from_slice(next_event());
-        let out = frame_all(
-            &mut AmiFramer::without_greeting(small(64, 1024, 1024)),
-            &bytes,
-        );
+        let out = frame_all(&mut AmiFramer::without_greeting(small(64, 1024, 1024)), &bytes);
         assert_eq!(out[0], Err(FrameError::MessageTooLong { limit: 64 }));
         assert_eq!(message(&out[1]).event(), Some("Next"));
         assert_eq!(out.len(), 2);
         // A message whose terminator alone crosses the limit is refused too.
         let exact = b"Event: Y\r\n\r\n";
-        let out = frame_all(
-            &mut AmiFramer::without_greeting(small(exact.len() - 1, 64, 8)),
-            exact,
-        );
-        assert_eq!(
-            out,
-            [Err(FrameError::MessageTooLong {
-                limit: exact.len() - 1
-            })]
-        );
-        let out = frame_all(
-            &mut AmiFramer::without_greeting(small(exact.len(), 64, 8)),
-            exact,
-        );
+        let out = frame_all(&mut AmiFramer::without_greeting(small(exact.len() - 1, 64, 8)), exact);
+        assert_eq!(out, [Err(FrameError::MessageTooLong { limit: exact.len() - 1 })]);
+        let out = frame_all(&mut AmiFramer::without_greeting(small(exact.len(), 64, 8)), exact);
         assert_eq!(message(&out[0]).event(), Some("Y"));
     }
 
@@ -1071,15 +1012,10 @@ mod tests {
 
     #[test]
     fn repeated_keys_are_kept_in_order() {
-        let out = frames(
-            b"Event: Hangup\r\nChanVariable: A=1\r\nchanvariable: B=2\r\nCHANVARIABLE: C=\r\n\r\n",
-        );
+        let out = frames(b"Event: Hangup\r\nChanVariable: A=1\r\nchanvariable: B=2\r\nCHANVARIABLE: C=\r\n\r\n");
         let msg = message(&out[0]);
         assert_eq!(msg.get("ChanVariable"), Some("A=1"));
-        assert_eq!(
-            msg.get_all("ChanVariable").collect::<Vec<_>>(),
-            ["A=1", "B=2", "C="]
-        );
+        assert_eq!(msg.get_all("ChanVariable").collect::<Vec<_>>(), ["A=1", "B=2", "C="]);
         assert_eq!(msg.headers().len(), 4);
     }
 
@@ -1105,9 +1041,7 @@ mod tests {
         assert!(start.is_event_list_start() && !start.is_event_list_complete());
         assert!(done.is_event_list_complete() && !done.is_event_list_start());
         assert_eq!(start.action_id(), done.action_id());
-        assert!(!AmiMessage::new()
-            .with("Response", "Success")
-            .is_event_list_start());
+        assert!(!AmiMessage::new().with("Response", "Success").is_event_list_start());
     }
 
     #[test]
@@ -1163,10 +1097,7 @@ mod tests {
             &mut framer,
             b"\r\nAsterisk Call Manager/11.0.0\n\n\r\nEvent: A\nB: c\n\n\r\n\r\nEvent: D\r\n\r\n",
         );
-        assert_eq!(
-            out[0],
-            Ok(Frame::Greeting("Asterisk Call Manager/11.0.0".into()))
-        );
+        assert_eq!(out[0], Ok(Frame::Greeting("Asterisk Call Manager/11.0.0".into())));
         let a = message(&out[1]);
         assert_eq!(a.get("B"), Some("c"));
         assert_eq!(a.to_bytes(), b"Event: A\nB: c\n\n");
@@ -1180,11 +1111,7 @@ mod tests {
         let out = frame_all(&mut AmiFramer::without_greeting(limits()), b"hello\r\n\r\n");
         assert_eq!(message(&out[0]).output().collect::<Vec<_>>(), ["hello"]);
         let out = frames(b"Action: Ping\r\n\r\n");
-        assert_eq!(
-            message(&out[0]).action(),
-            Some("Ping"),
-            "no greeting is fine too"
-        );
+        assert_eq!(message(&out[0]).action(), Some("Ping"), "no greeting is fine too");
     }
 
     #[test]

@@ -19,7 +19,4 @@
 
 pub mod frame;
 
-pub use frame::{
-    drain, frame_all, AmiFramer, AmiMessage, Frame, FrameError, FrameLimits, MessageKind,
-    OUTPUT_KEY,
-};
+pub use frame::{drain, frame_all, AmiFramer, AmiMessage, Frame, FrameError, FrameLimits, MessageKind, OUTPUT_KEY};

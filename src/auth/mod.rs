@@ -8,6 +8,7 @@
 pub mod acl;
 pub mod bootstrap;
 pub mod caller;
+pub mod groups;
 pub mod model;
 pub mod password;
 pub mod policies;

@@ -25,6 +25,8 @@ pub fn routes(auth: Arc<AuthService>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(super::policies::routes(auth.clone()))
         .unify()
+        .or(super::groups::routes(auth.clone()))
+        .unify()
         .or(backends)
         .unify()
         .or(status)

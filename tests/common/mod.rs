@@ -168,20 +168,8 @@ impl TestServer {
         self.call(Method::DELETE, path, Some(token), None).await
     }
 
-    /// The master tenant's uuid, from the admin token.
-    pub async fn master_tenant(&self) -> String {
-        let (_, body) = self
-            .call(Method::GET, &format!("/token/{}", self.admin_token), None, None)
-            .await;
-        body["data"]["metadata"]["tenant_uuid"]
-            .as_str()
-            .expect("tenant")
-            .to_string()
-    }
-
-    /// Inserts a PBX user (purpose `user`, native, enabled) straight into the
-    /// store, for tests that need a user without going through POST /users.
-    /// Returns its uuid.
+    /// Inserts a PBX user (purpose `user`, enabled) straight into the store,
+    /// for tests that need users without depending on POST /users.
     pub async fn create_user_sql(&self, tenant: &str, username: &str, password: &str) -> String {
         let hash = self
             .app()
@@ -191,20 +179,31 @@ impl TestServer {
             .await
             .expect("hash");
         let uuid = uuid::Uuid::new_v4().to_string();
-        let (u, t, name) = (uuid.clone(), tenant.to_string(), username.to_string());
+        let (u, t, n) = (uuid.clone(), tenant.to_string(), username.to_string());
         self.app()
             .store
             .write(move |tx| {
                 tx.execute(
                     "INSERT INTO auth_user (uuid, username, password_hash, purpose, authentication_method, enabled, tenant_uuid, created_at)
-                     VALUES (?1, ?2, ?3, 'user', 'native', 1, ?4, 0)",
-                    rusqlite::params![u, name, hash, t],
+                     VALUES (?1, ?2, ?3, 'user', 'default', 1, ?4, 0)",
+                    rusqlite::params![u, n, hash, t],
                 )?;
                 Ok::<_, accentd::api::error::ApiError>(())
             })
             .await
             .expect("insert user");
         uuid
+    }
+
+    /// The master tenant's uuid, from the admin token.
+    pub async fn master_tenant(&self) -> String {
+        let (_, body) = self
+            .call(Method::GET, &format!("/token/{}", self.admin_token), None, None)
+            .await;
+        body["data"]["metadata"]["tenant_uuid"]
+            .as_str()
+            .expect("tenant")
+            .to_string()
     }
 }
 
