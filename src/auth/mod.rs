@@ -17,6 +17,7 @@ pub mod throttle;
 pub mod token;
 pub mod tokens;
 pub mod tree;
+pub mod users;
 
 use std::sync::Arc;
 

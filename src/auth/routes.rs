@@ -23,6 +23,8 @@ pub fn routes(auth: Arc<AuthService>) -> BoxedFilter<(Response,)> {
     let tree = super::tokens::routes(auth.clone())
         .or(super::tenants::routes(auth.clone()))
         .unify()
+        .or(super::users::routes(auth.clone()))
+        .unify()
         .or(backends)
         .unify()
         .or(status)
