@@ -158,12 +158,11 @@ impl ApiError {
                 json!({ "tenant_uuid": tenant_uuid }),
             ),
             ApiError::NotFound { resource, id } => {
-                // "policies" -> "policy", "users" -> "user".
-                let singular = match resource.strip_suffix("ies") {
-                    Some(stem) => format!("{stem}y"),
-                    None => resource.strip_suffix('s').unwrap_or(resource).to_string(),
-                };
-                let mut body = standard(&format!("unknown-{singular}"), self.to_string(), json!({ "uuid": id }));
+                let mut body = standard(
+                    &format!("unknown-{}", singular(resource)),
+                    self.to_string(),
+                    json!({ "uuid": id }),
+                );
                 body["resource"] = json!(resource);
                 body
             }
@@ -209,6 +208,14 @@ impl ApiError {
             }
         }
         response
+    }
+}
+
+/// `users` -> `user`, `policies` -> `policy`: upstream's `unknown-<x>` ids.
+fn singular(resource: &str) -> String {
+    match resource.strip_suffix("ies") {
+        Some(stem) => format!("{stem}y"),
+        None => resource.strip_suffix('s').unwrap_or(resource).to_string(),
     }
 }
 
@@ -284,4 +291,22 @@ pub fn rejection_to_error(rejection: &Rejection) -> ApiError {
         };
     }
     ApiError::Internal(format!("unhandled rejection: {rejection:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_error_ids_are_singular() {
+        for (resource, id) in [
+            ("users", "unknown-user"),
+            ("policies", "unknown-policy"),
+            ("tenants", "unknown-tenant"),
+        ] {
+            let body = ApiError::not_found(resource, "x").body();
+            assert_eq!(body["error_id"], id);
+            assert_eq!(body["resource"], resource);
+        }
+    }
 }

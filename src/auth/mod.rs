@@ -18,6 +18,7 @@ pub mod throttle;
 pub mod token;
 pub mod tokens;
 pub mod tree;
+pub mod users;
 
 use std::sync::Arc;
 

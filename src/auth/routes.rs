@@ -27,6 +27,8 @@ pub fn routes(auth: Arc<AuthService>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(super::groups::routes(auth.clone()))
         .unify()
+        .or(super::users::routes(auth.clone()))
+        .unify()
         .or(backends)
         .unify()
         .or(status)

@@ -125,10 +125,16 @@ impl AuthService {
         let mobile = ctx.mobile;
         let refresh_for_tx = new_refresh.clone();
         let user_for_tx = user.clone();
+        let service = self.clone();
 
-        let (token_data, refresh_row, replaced) = self
+        let written = self
             .store
             .write(move |tx| {
+                // The user may have been disabled or deleted while its
+                // password was being checked: decide on its current state.
+                if !store::find_user(tx, user_for_tx.uuid)?.is_some_and(|u| u.enabled) {
+                    return Err(auth_failed());
+                }
                 let user = user_for_tx;
                 if user.purpose != Purpose::Internal && store::count_live_sessions(tx, user.uuid, now)? >= max_sessions
                 {
@@ -200,11 +206,23 @@ impl AuthService {
                     mobile,
                 };
                 store::insert_token(tx, &data)?;
-                Ok((Arc::new(data), refresh_row, replaced))
+                // Cached here, on the writer thread, so that a later write
+                // revoking the user's sessions (disable, delete) is ordered
+                // after this insert and always clears it.
+                let data = Arc::new(data);
+                service.tokens.insert(data.clone());
+                Ok((data, refresh_row, replaced))
             })
-            .await?;
+            .await;
+        let (token_data, refresh_row, replaced) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                // The commit may have failed after the token was cached.
+                self.tokens.remove_session(session_uuid);
+                return Err(e);
+            }
+        };
 
-        self.tokens.insert(token_data.clone());
         tracing::info!(user = %user.uuid, session = %session_uuid, "token created");
         self.publish_session_created(&token_data);
         if let Some(old) = replaced {
@@ -411,6 +429,19 @@ impl AuthService {
             .tenant(t.tenant_uuid)
             .users(vec![t.user_uuid]),
         );
+    }
+
+    /// Forgets every cached token of `user` and announces the end of its
+    /// sessions, already deleted from the store by
+    /// [`store::take_user_sessions`] (disabled or deleted user).
+    pub(crate) fn sessions_revoked(&self, user: Uuid, sessions: &[SessionRow]) {
+        self.tokens.remove_user(user);
+        for s in sessions {
+            self.publish_session_deleted(s);
+        }
+        if !sessions.is_empty() {
+            tracing::info!(user = %user, sessions = sessions.len(), "user sessions revoked");
+        }
     }
 
     fn publish_session_deleted(&self, s: &SessionRow) {

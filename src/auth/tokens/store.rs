@@ -270,6 +270,18 @@ pub fn delete_session(conn: &Connection, uuid: Uuid) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Deletes every session of `user` (its tokens go by cascade) and returns
+/// them, for the `auth_session_deleted` events.
+pub fn take_user_sessions(conn: &Connection, user: Uuid) -> Result<Vec<SessionRow>, ApiError> {
+    let mut stmt =
+        conn.prepare("SELECT uuid, tenant_uuid, user_uuid, mobile FROM auth_session WHERE user_uuid = ?1")?;
+    let rows = stmt
+        .query_map([user.to_string()], session_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    conn.execute("DELETE FROM auth_session WHERE user_uuid = ?1", [user.to_string()])?;
+    Ok(rows)
+}
+
 /// Sessions of `tenants`, optionally of one user; returns (total, filtered, page).
 pub fn list_sessions(
     conn: &Connection,
