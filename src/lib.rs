@@ -9,10 +9,12 @@
 //! - [`auth`]: tenants, users, groups, policies, tokens, the ACL engine and
 //!   the warp filter every protected route uses.
 //! - [`api`]: the HTTP server, error mapping, shared request helpers.
+//! - [`ari`]: the Asterisk REST Interface: typed models and websocket events.
 //! - [`app`]: wiring of all of the above.
 
 pub mod api;
 pub mod app;
+pub mod ari;
 pub mod auth;
 pub mod bus;
 pub mod config;
