@@ -10,11 +10,13 @@
 //!   the warp filter every protected route uses.
 //! - [`api`]: the HTTP server, error mapping, shared request helpers.
 //! - [`ami`]: the Asterisk Manager Interface: wire framing (nom).
+//! - [`ari`]: the Asterisk REST Interface: typed models and websocket events.
 //! - [`app`]: wiring of all of the above.
 
 pub mod ami;
 pub mod api;
 pub mod app;
+pub mod ari;
 pub mod auth;
 pub mod bus;
 pub mod config;
