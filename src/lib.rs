@@ -11,6 +11,8 @@
 //! - [`api`]: the HTTP server, error mapping, shared request helpers.
 //! - [`ami`]: the Asterisk Manager Interface: wire framing (nom).
 //! - [`ari`]: the Asterisk REST Interface: typed models and websocket events.
+//! - [`control`]: the live state of the PBX (channels, bridges, calls, device states) built
+//!   from the AMI and ARI events, with a change stream.
 //! - [`app`]: wiring of all of the above.
 
 pub mod ami;
@@ -20,5 +22,6 @@ pub mod ari;
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod control;
 pub mod store;
 pub mod time;
