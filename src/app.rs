@@ -66,22 +66,27 @@ impl App {
     /// The whole route tree with the JSON error mapping on top.
     pub fn routes(&self) -> BoxedFilter<(Response,)> {
         let status = self.status.clone();
-        let top_status = warp::path!("status")
-            .and(warp::get())
-            .map(move || warp::reply::json(&status.snapshot()).into_response());
-        let auth_config =
-            warp::path("api")
-                .and(warp::path("auth"))
-                .and(warp::path("0.1"))
-                .and(crate::api::config::routes(
-                    "auth",
-                    self.auth.clone(),
-                    self.runtime.clone(),
-                ));
+        // `/status` and `/api/auth/0.1/status`: HEAD answers 200 (upstream
+        // auth), GET shows every component (rest_api, store, ari, ami...).
+        let status_route = warp::path!("status")
+            .and(warp::head().or(warp::get()).unify())
+            .and(warp::method())
+            .map(move |method: warp::http::Method| {
+                if method == warp::http::Method::HEAD {
+                    warp::http::StatusCode::OK.into_response()
+                } else {
+                    warp::reply::json(&status.snapshot()).into_response()
+                }
+            });
+        let auth_extra = warp::path("api").and(warp::path("auth")).and(warp::path("0.1")).and(
+            crate::api::config::routes("auth", self.auth.clone(), self.runtime.clone())
+                .or(status_route.clone())
+                .unify(),
+        );
         crate::auth::routes::routes(self.auth.clone())
-            .or(auth_config)
+            .or(auth_extra)
             .unify()
-            .or(top_status)
+            .or(status_route)
             .unify()
             .recover(crate::api::error::recover)
             .unify()
