@@ -5,11 +5,23 @@
 //!     cargo bench --bench ami_parse [-- --rounds 5 --chunk 65536]
 //!
 //! Single-threaded: the framer is fed `chunk`-byte slices as a socket would.
+//! Issue 3 asks for at least 1,000,000 events/s on one core; two numbers are
+//! reported against that goal:
+//!
+//! * "framer only": frames every message and asks its kind, nothing more;
+//! * "framer + consumer": also reads each event's `Event` name and one more
+//!   header with `get()` (`Uniqueid`, which most events carry, near the middle
+//!   of the message), which is the least a real subscriber does. This is the
+//!   honest number.
 
+use std::hint::black_box;
 use std::io::Read;
 use std::time::Instant;
 
-use accentd::ami::{AmiFramer, Frame, FrameLimits};
+use accentd::ami::{AmiFramer, AmiMessage, Frame, FrameLimits};
+
+/// The goal of issue 3, in events per second on one core.
+const GOAL_EVENTS_PER_SEC: f64 = 1_000_000.0;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -21,10 +33,60 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn corpus() -> anyhow::Result<Vec<u8>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/asterisk-fixtures/15-burst-200-calls/ami.raw.gz");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/asterisk-fixtures/15-burst-200-calls/ami.raw.gz"
+    );
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(std::fs::File::open(path)?).read_to_end(&mut out)?;
     Ok(out)
+}
+
+/// Counts of one pass over the corpus.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    messages: usize,
+    events: usize,
+    /// Bytes of the values read by the consumer, so that the reads are not optimized away.
+    touched: usize,
+}
+
+/// Frames the whole corpus in `chunk`-byte reads, calling `each` on every message.
+fn run(bytes: &[u8], chunk: usize, mut each: impl FnMut(&AmiMessage, &mut Counts)) -> anyhow::Result<Counts> {
+    let mut framer = AmiFramer::new(FrameLimits::default());
+    let mut counts = Counts::default();
+    for piece in bytes.chunks(chunk) {
+        framer.push(piece);
+        loop {
+            match framer.next_frame() {
+                Ok(Some(Frame::Message(msg))) => {
+                    counts.messages += 1;
+                    each(black_box(&msg), &mut counts);
+                }
+                Ok(Some(Frame::Greeting(_))) => {}
+                Ok(None) => break,
+                Err(err) => anyhow::bail!("framing error: {err}"),
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Best time of `rounds` runs, with the counts of the last one.
+fn best_of(
+    rounds: usize,
+    bytes: &[u8],
+    chunk: usize,
+    each: impl Fn(&AmiMessage, &mut Counts) + Copy,
+) -> anyhow::Result<(f64, Counts)> {
+    let mut best = f64::MAX;
+    let mut counts = Counts::default();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        counts = run(bytes, chunk, each)?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok((best, counts))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,55 +100,71 @@ fn main() -> anyhow::Result<()> {
     let mut separators = 0;
     for _ in 0..rounds {
         let t = Instant::now();
-        separators = memchr::memmem::find_iter(&bytes, b"\r\n\r\n").count();
+        separators = memchr::memmem::find_iter(black_box(&bytes), b"\r\n\r\n").count();
         best_scan = best_scan.min(t.elapsed().as_secs_f64());
     }
 
-    // The framer: typed messages with ordered headers.
-    let mut best_parse = f64::MAX;
-    let (mut messages, mut events) = (0usize, 0usize);
-    for _ in 0..rounds {
-        let t = Instant::now();
-        let mut framer = AmiFramer::new(FrameLimits::default());
-        let (mut m, mut e) = (0usize, 0usize);
-        for piece in bytes.chunks(chunk) {
-            framer.push(piece);
-            loop {
-                match framer.next_frame() {
-                    Ok(Some(Frame::Message(msg))) => {
-                        m += 1;
-                        if msg.event().is_some() {
-                            e += 1;
-                        }
-                    }
-                    Ok(Some(Frame::Greeting(_))) => {}
-                    Ok(None) => break,
-                    Err(err) => anyhow::bail!("framing error: {err}"),
-                }
-            }
+    // The framer alone: typed messages with ordered headers, kind asked.
+    let (best_parse, parsed) = best_of(rounds, &bytes, chunk, |msg, counts| {
+        if msg.event().is_some() {
+            counts.events += 1;
         }
-        best_parse = best_parse.min(t.elapsed().as_secs_f64());
-        messages = m;
-        events = e;
-    }
+    })?;
 
-    println!("AMI parse benchmark: {mb:.1} MB, {messages} messages ({events} events), {separators} separators");
-    println!("settings: best of {rounds} rounds, {chunk}-byte reads, one thread");
-    println!("{:<34} {:>14} {:>10} {:>8}", "", "messages/s", "MB/s", "ratio");
+    // What a consumer does at least: the event name and one more header.
+    let (best_consume, consumed) = best_of(rounds, &bytes, chunk, |msg, counts| {
+        if let Some(name) = msg.event() {
+            counts.events += 1;
+            counts.touched += name.len() + msg.get("Uniqueid").map_or(0, str::len);
+        }
+    })?;
+    black_box(consumed.touched);
+
     println!(
-        "{:<34} {:>14.0} {:>10.1} {:>8.3}",
+        "AMI parse benchmark: {mb:.1} MB, {} messages ({} events), {separators} separators",
+        parsed.messages, parsed.events
+    );
+    println!("settings: best of {rounds} rounds, {chunk}-byte reads, one thread");
+    println!(
+        "{:<36} {:>12} {:>12} {:>9} {:>8} {:>9}",
+        "", "events/s", "messages/s", "MB/s", "ratio", "goal"
+    );
+    println!(
+        "{:<36} {:>12} {:>12.0} {:>9.1} {:>8.3} {:>9}",
         "memchr separator scan (baseline)",
+        "-",
         separators as f64 / best_scan,
         mb / best_scan,
-        1.0
+        1.0,
+        "-"
     );
+    let row = |label: &str, secs: f64, counts: Counts| {
+        let events_per_sec = counts.events as f64 / secs;
+        println!(
+            "{:<36} {:>12.0} {:>12.0} {:>9.1} {:>8.3} {:>8.0}%",
+            label,
+            events_per_sec,
+            counts.messages as f64 / secs,
+            mb / secs,
+            best_scan / secs,
+            100.0 * events_per_sec / GOAL_EVENTS_PER_SEC
+        );
+        events_per_sec
+    };
+    let framer_only = row("AmiFramer, framer only", best_parse, parsed);
+    let with_consumer = row("AmiFramer + consumer (Event, get)", best_consume, consumed);
     println!(
-        "{:<34} {:>14.0} {:>10.1} {:>8.3}",
-        "AmiFramer (typed messages)",
-        messages as f64 / best_parse,
-        mb / best_parse,
-        best_scan / best_parse
+        "goal (issue 3): >= {GOAL_EVENTS_PER_SEC:.0} events/s on one core: framer only {}, with consumer {}",
+        verdict(framer_only),
+        verdict(with_consumer)
     );
-    println!("events/s through the framer: {:.0}", events as f64 / best_parse);
     Ok(())
+}
+
+fn verdict(events_per_sec: f64) -> &'static str {
+    if events_per_sec >= GOAL_EVENTS_PER_SEC {
+        "MET"
+    } else {
+        "NOT MET"
+    }
 }
