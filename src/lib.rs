@@ -20,5 +20,6 @@ pub mod ari;
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod fake_asterisk;
 pub mod store;
 pub mod time;
