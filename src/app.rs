@@ -11,6 +11,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::ami::AmiClient;
 use crate::api::config::{DebugHook, RuntimeConfig};
 use crate::api::status::{Health, StatusRegistry};
 use crate::auth::AuthService;
@@ -28,6 +29,8 @@ pub struct App {
     pub status: Arc<StatusRegistry>,
     pub runtime: Arc<RuntimeConfig>,
     pub uuid: Uuid,
+    /// The AMI link, once [`start`] ran with `ami.addr` set; `None` without Asterisk.
+    pub ami: Option<AmiClient>,
 }
 
 impl App {
@@ -60,6 +63,7 @@ impl App {
             status,
             runtime,
             uuid,
+            ami: None,
         })
     }
 
@@ -110,6 +114,10 @@ impl Running {
         for t in self.tasks {
             let _ = t.await;
         }
+        if let Some(ami) = &self.app.ami {
+            // Bounded: its Logoff has its own short timeouts.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), ami.stopped()).await;
+        }
     }
 
     pub fn shutdown_token(&self) -> CancellationToken {
@@ -132,12 +140,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow::Result<Running> {
     let tls = crate::api::server::tls_from_config(&config)?;
     let listen = config.listen;
-    let app = App::init(config, debug_hook).await?;
+    let mut app = App::init(config, debug_hook).await?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
+    app.ami = start_ami(&app, &shutdown);
     let is_tls = tls.is_some();
     let server = tokio::spawn(crate::api::server::serve(listener, app.routes(), tls, shutdown.clone()));
     let cleanup = app.auth.spawn_cleanup(shutdown.clone());
@@ -149,4 +158,22 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
         shutdown,
         tasks: vec![server, cleanup],
     })
+}
+
+/// Starts the AMI link when configured. Without it the status says why `ami` fails, and
+/// everything that does not need Asterisk keeps working.
+fn start_ami(app: &App, shutdown: &CancellationToken) -> Option<AmiClient> {
+    if app.config.ami.addr.is_empty() {
+        app.status.set(
+            crate::ami::STATUS_COMPONENT,
+            Health::Fail,
+            Some("not configured".into()),
+        );
+        return None;
+    }
+    Some(AmiClient::spawn(
+        app.config.ami.clone(),
+        app.status.clone(),
+        shutdown.clone(),
+    ))
 }
