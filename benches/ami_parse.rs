@@ -21,7 +21,10 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn corpus() -> anyhow::Result<Vec<u8>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/asterisk-fixtures/15-burst-200-calls/ami.raw.gz");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/asterisk-fixtures/15-burst-200-calls/ami.raw.gz"
+    );
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(std::fs::File::open(path)?).read_to_end(&mut out)?;
     Ok(out)
