@@ -139,6 +139,17 @@ impl Scenario {
     }
 }
 
+impl From<ScenarioError> for std::io::Error {
+    fn from(e: ScenarioError) -> Self {
+        let kind = match e {
+            ScenarioError::NotFound { .. } => std::io::ErrorKind::NotFound,
+            ScenarioError::Ambiguous { .. } => std::io::ErrorKind::InvalidInput,
+            ScenarioError::Read { ref source, .. } => source.kind(),
+        };
+        std::io::Error::new(kind, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
