@@ -159,7 +159,7 @@ async fn login_ok_reports_status_ok_with_the_recorded_login_shape() {
     assert_eq!(fake.logins(), 1);
     let login = &fake.received_actions()[0];
     // Same headers, same order as the recorded client (ami-sent.raw).
-    let keys: Vec<&str> = login.headers().iter().map(|(k, _)| k.as_str()).collect();
+    let keys: Vec<&str> = login.headers().map(|(k, _)| k).collect();
     assert_eq!(keys, ["Action", "ActionID", "Username", "Secret", "Events"]);
     assert_eq!(login.get("Events"), Some("on"));
     assert!(login.action_id().is_some_and(|id| id.starts_with("accentd-")));
@@ -331,7 +331,7 @@ async fn command_and_typed_helpers() {
         .await
         .expect("redirect");
     let redirect = fake_07b.received_actions().pop().expect("sent");
-    let keys: Vec<&str> = redirect.headers().iter().map(|(k, _)| k.as_str()).collect();
+    let keys: Vec<&str> = redirect.headers().map(|(k, _)| k).collect();
     assert_eq!(keys, ["Action", "ActionID", "Channel", "Context", "Exten", "Priority"]);
 }
 

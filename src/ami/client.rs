@@ -427,11 +427,11 @@ pub(crate) fn with_action_id(action: AmiMessage, n: u64) -> Result<(AmiMessage, 
         _ => format!("{ACTION_ID_PREFIX}{n}"),
     };
     let mut out = AmiMessage::new();
-    for (i, (k, v)) in action.headers().iter().enumerate() {
+    for (i, (k, v)) in action.headers().enumerate() {
         if k.eq_ignore_ascii_case("ActionID") {
             continue;
         }
-        out.push(k.as_str(), v.as_str());
+        out.push(k, v);
         if i == 0 {
             out.push("ActionID", id.as_str());
         }

@@ -236,10 +236,8 @@ impl AmiRecording {
         let name = action.action()?;
         let wanted: Vec<(&str, &str)> = action
             .headers()
-            .iter()
             .skip(1)
             .filter(|(k, _)| !k.eq_ignore_ascii_case("ActionID"))
-            .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let score = |ex: &Exchange| {
             wanted
@@ -679,14 +677,14 @@ async fn serve_inner(
 fn with_action_id(msg: &AmiMessage, id: Option<&str>) -> AmiMessage {
     let mut out = AmiMessage::new();
     let had = msg.action_id().is_some();
-    for (i, (k, v)) in msg.headers().iter().enumerate() {
+    for (i, (k, v)) in msg.headers().enumerate() {
         if k.eq_ignore_ascii_case("ActionID") {
             if let Some(id) = id {
-                out.push(k.as_str(), id);
+                out.push(k, id);
             }
             continue;
         }
-        out.push(k.as_str(), v.as_str());
+        out.push(k, v);
         if i == 0 && !had {
             if let Some(id) = id {
                 out.push("ActionID", id);
@@ -853,6 +851,6 @@ mod tests {
         assert_eq!(with_action_id(&m, None).action_id(), None);
         let e = AmiMessage::new().with("Response", "Error").with("Message", "x");
         let e = with_action_id(&e, Some("z"));
-        assert_eq!(e.headers()[1], ("ActionID".to_string(), "z".to_string()));
+        assert_eq!(e.headers().nth(1), Some(("ActionID", "z")));
     }
 }
