@@ -114,6 +114,9 @@ fn main() -> anyhow::Result<()> {
         let status_url = format!("{base}/status");
         let noop: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync> =
             Arc::new(move |c| c.request(Method::HEAD, &status_url));
+        let backends_url = format!("{base}/backends");
+        let backends: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync> =
+            Arc::new(move |c| c.get(&backends_url));
         let head_url = format!("{base}/token/{token}?scope=auth.tenants.read");
         let validate: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync> =
             Arc::new(move |c| c.request(Method::HEAD, &head_url));
@@ -126,11 +129,13 @@ fn main() -> anyhow::Result<()> {
         let noop_rps = measure(&client, &settings, settings.seconds, noop.clone(), StatusCode::OK).await;
         let validate_rps = measure(&client, &settings, settings.seconds, validate, StatusCode::NO_CONTENT).await;
         let noop_rps2 = measure(&client, &settings, settings.seconds, noop, StatusCode::OK).await;
+        let backends_rps = measure(&client, &settings, settings.seconds, backends, StatusCode::OK).await;
         let create_rps = measure(&client, &settings, settings.seconds, create, StatusCode::OK).await;
         let baseline = (noop_rps + noop_rps2) / 2.0;
 
         println!("{:<40} {:>12} {:>10}", "endpoint", "req/s", "ratio");
         println!("{:<40} {:>12.0} {:>10.3}", "HEAD /status (no-op baseline)", baseline, 1.0);
+        println!("{:<40} {:>12.0} {:>10.3}", "GET /backends (static JSON)", backends_rps, backends_rps / baseline);
         println!("{:<40} {:>12.0} {:>10.3}", "HEAD /token/{t}?scope=... (validate)", validate_rps, validate_rps / baseline);
         println!("{:<40} {:>12.0} {:>10.3}", "POST /token (create, argon2id)", create_rps, create_rps / baseline);
         running.stop().await;

@@ -113,7 +113,7 @@ fn synthesize(calls: usize, with_ami: bool, with_ari: bool) -> Vec<Ev> {
             for (us, m) in &ami {
                 let mut copy = AmiMessage::new();
                 for (key, value) in m.headers() {
-                    copy.push(key.clone(), rename(value, k));
+                    copy.push(key, rename(value, k));
                 }
                 timed.push((us + shift, timed.len(), Ev::Ami(copy)));
             }

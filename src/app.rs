@@ -11,8 +11,10 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+use crate::ami::AmiClient;
 use crate::api::config::{DebugHook, RuntimeConfig};
 use crate::api::status::{Health, StatusRegistry};
+use crate::ari::{AriClient, AriEvents, AriEventsOptions};
 use crate::auth::AuthService;
 use crate::bus::Bus;
 use crate::config::Config;
@@ -28,6 +30,18 @@ pub struct App {
     pub status: Arc<StatusRegistry>,
     pub runtime: Arc<RuntimeConfig>,
     pub uuid: Uuid,
+    /// The AMI link, once [`start`] ran with `ami.addr` set; `None` without Asterisk.
+    pub ami: Option<AmiClient>,
+    /// The Asterisk REST client and events websocket; `None` when
+    /// `ari.url` is empty (no Asterisk configured) or invalid.
+    pub ari: Option<AriHandles>,
+}
+
+/// The ARI side of the Asterisk link, as the rest of accentd uses it.
+#[derive(Clone, Debug)]
+pub struct AriHandles {
+    pub client: AriClient,
+    pub events: AriEvents,
 }
 
 impl App {
@@ -60,28 +74,35 @@ impl App {
             status,
             runtime,
             uuid,
+            ari: None,
+            ami: None,
         })
     }
 
     /// The whole route tree with the JSON error mapping on top.
     pub fn routes(&self) -> BoxedFilter<(Response,)> {
         let status = self.status.clone();
-        let top_status = warp::path!("status")
-            .and(warp::get())
-            .map(move || warp::reply::json(&status.snapshot()).into_response());
-        let auth_config =
-            warp::path("api")
-                .and(warp::path("auth"))
-                .and(warp::path("0.1"))
-                .and(crate::api::config::routes(
-                    "auth",
-                    self.auth.clone(),
-                    self.runtime.clone(),
-                ));
+        // `/status` and `/api/auth/0.1/status`: HEAD answers 200 (upstream
+        // auth), GET shows every component (rest_api, store, ari, ami...).
+        let status_route = warp::path!("status")
+            .and(warp::head().or(warp::get()).unify())
+            .and(warp::method())
+            .map(move |method: warp::http::Method| {
+                if method == warp::http::Method::HEAD {
+                    warp::http::StatusCode::OK.into_response()
+                } else {
+                    warp::reply::json(&status.snapshot()).into_response()
+                }
+            });
+        let auth_extra = warp::path("api").and(warp::path("auth")).and(warp::path("0.1")).and(
+            crate::api::config::routes("auth", self.auth.clone(), self.runtime.clone())
+                .or(status_route.clone())
+                .unify(),
+        );
         crate::auth::routes::routes(self.auth.clone())
-            .or(auth_config)
+            .or(auth_extra)
             .unify()
-            .or(top_status)
+            .or(status_route)
             .unify()
             .recover(crate::api::error::recover)
             .unify()
@@ -105,6 +126,10 @@ impl Running {
         for t in self.tasks {
             let _ = t.await;
         }
+        if let Some(ami) = &self.app.ami {
+            // Bounded: its Logoff has its own short timeouts.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), ami.stopped()).await;
+        }
     }
 
     pub fn shutdown_token(&self) -> CancellationToken {
@@ -127,21 +152,84 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow::Result<Running> {
     let tls = crate::api::server::tls_from_config(&config)?;
     let listen = config.listen;
-    let app = App::init(config, debug_hook).await?;
+    let mut app = App::init(config, debug_hook).await?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
+    app.ami = start_ami(&app, &shutdown);
     let is_tls = tls.is_some();
-    let server = tokio::spawn(crate::api::server::serve(listener, app.routes(), tls, shutdown.clone()));
-    let cleanup = app.auth.spawn_cleanup(shutdown.clone());
+    // ARI first, so the routes (built from `app`) see its handles.
+    let mut app = app;
+    let mut tasks = Vec::new();
+    if let Some((handles, task)) = start_ari(&app, shutdown.clone()) {
+        app.ari = Some(handles);
+        tasks.push(task);
+    }
+    tasks.push(tokio::spawn(crate::api::server::serve(
+        listener,
+        app.routes(),
+        tls,
+        shutdown.clone(),
+    )));
+    tasks.push(app.auth.spawn_cleanup(shutdown.clone()));
     tracing::info!(%addr, tls = is_tls, uuid = %app.uuid, "accentd listening");
     Ok(Running {
         app,
         addr,
         tls: is_tls,
         shutdown,
-        tasks: vec![server, cleanup],
+        tasks,
     })
+}
+
+/// Starts the ARI client and events websocket when `ari.url` is set. Without
+/// it (or with a URL that cannot make a client) the `ari` status says why and
+/// accentd serves its API without Asterisk.
+fn start_ari(app: &App, shutdown: CancellationToken) -> Option<(AriHandles, tokio::task::JoinHandle<()>)> {
+    let config = &app.config.ari;
+    if config.url.trim().is_empty() {
+        app.status.set(
+            crate::ari::ws::STATUS_COMPONENT,
+            Health::Fail,
+            Some("not configured".into()),
+        );
+        return None;
+    }
+    let client = match AriClient::new(config) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "ARI client not started");
+            app.status
+                .set(crate::ari::ws::STATUS_COMPONENT, Health::Fail, Some(e.to_string()));
+            return None;
+        }
+    };
+    let (events, task) = AriEvents::start_with_client(
+        client.clone(),
+        &config.app,
+        app.status.clone(),
+        shutdown,
+        AriEventsOptions::default(),
+    );
+    Some((AriHandles { client, events }, task))
+}
+
+/// Starts the AMI link when configured. Without it the status says why `ami` fails, and
+/// everything that does not need Asterisk keeps working.
+fn start_ami(app: &App, shutdown: &CancellationToken) -> Option<AmiClient> {
+    if app.config.ami.addr.is_empty() {
+        app.status.set(
+            crate::ami::STATUS_COMPONENT,
+            Health::Fail,
+            Some("not configured".into()),
+        );
+        return None;
+    }
+    Some(AmiClient::spawn(
+        app.config.ami.clone(),
+        app.status.clone(),
+        shutdown.clone(),
+    ))
 }

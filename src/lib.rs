@@ -9,8 +9,10 @@
 //! - [`auth`]: tenants, users, groups, policies, tokens, the ACL engine and
 //!   the warp filter every protected route uses.
 //! - [`api`]: the HTTP server, error mapping, shared request helpers.
-//! - [`ami`]: the Asterisk Manager Interface: wire framing (nom).
-//! - [`ari`]: the Asterisk REST Interface: typed models and websocket events.
+//! - [`ami`]: the Asterisk Manager Interface: wire framing (nom), the client (actor + handle).
+//! - [`ari`]: the Asterisk REST Interface: typed models and events, the REST
+//!   client and the events websocket client.
+//! - [`fake_asterisk`]: a fake Asterisk replaying the recorded sessions (tests, demos).
 //! - [`control`]: the live state of the PBX (channels, bridges, calls, device states) built
 //!   from the AMI and ARI events, with a change stream.
 //! - [`app`]: wiring of all of the above.
@@ -23,5 +25,6 @@ pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod control;
+pub mod fake_asterisk;
 pub mod store;
 pub mod time;

@@ -484,3 +484,21 @@ async fn config_read_and_debug_patch() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn status_lists_components() {
+    let s = TestServer::start().await;
+    for url in [format!("{}/status", s.base), s.auth_url("/status")] {
+        let body: serde_json::Value = s
+            .client
+            .get(&url)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(body["rest_api"]["status"], "ok", "{url}: {body}");
+        assert_eq!(body["store"]["status"], "ok");
+    }
+}

@@ -47,7 +47,6 @@
 //! errors) depends only on the bytes, never on how they were split.
 
 use bytes::{Buf, Bytes, BytesMut};
-use nom::bytes::complete::take_until;
 use nom::character::complete::char as nom_char;
 use nom::combinator::{opt, rest};
 use nom::{IResult, Parser};
@@ -68,6 +67,7 @@ const END_COMMAND: &[u8] = b"--END COMMAND--";
 pub struct FrameLimits {
     /// Largest message, from its first byte to the end of its terminating blank line.
     /// The largest recorded one is 3.3 KB; 1 MiB leaves room for long command output.
+    /// Values of 4 GiB and more act as 4 GiB - 1 (header offsets are stored as `u32`).
     pub max_message_bytes: usize,
     /// Longest line, without its line ending. Recorded lines are under 210 bytes.
     pub max_line_bytes: usize,
@@ -102,14 +102,156 @@ pub enum MessageKind {
 ///
 /// Keys and values are stored as received (values verbatim after the single `": "` separator;
 /// see the module docs for why nothing is trimmed).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// # Representation
+///
+/// AMI traffic is dominated by events (a busy server sends hundreds of thousands per second),
+/// so a parsed message costs two allocations whatever its size: its text, copied once out of
+/// the framer's buffer and checked as UTF-8 once, and a table of `(key, value)` byte ranges
+/// into it. Lookups compare key bytes in place; nothing is decoded per header. The copy (rather
+/// than a shared slice of the read buffer) lets a message live on in a subscriber without
+/// pinning the framer's whole buffer.
+///
+/// A message built by code ([`new`](Self::new), [`with`](Self::with), [`push`](Self::push):
+/// actions, rare) and the rare message received with invalid UTF-8 (decoded lossily, its raw
+/// bytes kept for an exact round trip) hold owned `(String, String)` pairs instead. Both forms
+/// behave the same: two messages are equal when their headers (and [`raw`](Self::raw) bytes)
+/// are, whichever form they are in.
+#[derive(Clone, Default)]
 pub struct AmiMessage {
-    headers: Vec<(String, String)>,
-    /// The exact bytes this message was parsed from, kept only when serializing `headers`
-    /// would not reproduce them (bare `\n`, no space after a colon, a line without colon,
-    /// invalid UTF-8, old `Response: Follows` output). `None` for every message of the
-    /// Asterisk 22 recordings, which keeps memory down on the hot path.
-    raw: Option<Bytes>,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    /// Parsed from valid UTF-8: the message text and where each header is in it.
+    Wire {
+        /// The message exactly as received, terminating blank line included.
+        text: Box<str>,
+        spans: Vec<Span>,
+        /// Serializing the headers gives back `text` exactly, so no raw copy is needed (true
+        /// for every message of the Asterisk 22 recordings).
+        exact: bool,
+    },
+    /// Built by code, or parsed from invalid UTF-8 (headers decoded lossily).
+    Owned {
+        headers: Vec<(String, String)>,
+        /// The exact bytes this message was parsed from, kept because the lossy headers cannot
+        /// reproduce them. `None` for a built (or modified) message.
+        raw: Option<Bytes>,
+    },
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::Owned {
+            headers: Vec::new(),
+            raw: None,
+        }
+    }
+}
+
+/// Where one header is inside a parsed message's text (byte offsets; `u32` keeps the table
+/// small, the framer refuses messages of 4 GiB or more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    /// Key range; [`Span::OUTPUT`] in `key_start` means the key is [`OUTPUT_KEY`] (a raw
+    /// command output line, which has no key of its own on the wire).
+    key_start: u32,
+    key_end: u32,
+    value_start: u32,
+    value_end: u32,
+}
+
+impl Span {
+    const OUTPUT: u32 = u32::MAX;
+
+    fn output(value_start: u32, value_end: u32) -> Self {
+        Self {
+            key_start: Self::OUTPUT,
+            key_end: Self::OUTPUT,
+            value_start,
+            value_end,
+        }
+    }
+
+    fn key<'t>(&self, text: &'t [u8]) -> &'t [u8] {
+        if self.key_start == Self::OUTPUT {
+            return OUTPUT_KEY.as_bytes();
+        }
+        text.get(self.key_start as usize..self.key_end as usize)
+            .unwrap_or_default()
+    }
+
+    fn value<'t>(&self, text: &'t [u8]) -> &'t [u8] {
+        text.get(self.value_start as usize..self.value_end as usize)
+            .unwrap_or_default()
+    }
+
+    /// Key and value as text. The framer cuts spans at ASCII bytes (`:`, space, line ends)
+    /// of valid UTF-8, so `str::get` always succeeds; it is used to stay panic-free.
+    fn key_str<'t>(&self, text: &'t str) -> &'t str {
+        if self.key_start == Self::OUTPUT {
+            return OUTPUT_KEY;
+        }
+        text.get(self.key_start as usize..self.key_end as usize)
+            .unwrap_or_default()
+    }
+
+    fn value_str<'t>(&self, text: &'t str) -> &'t str {
+        text.get(self.value_start as usize..self.value_end as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// Iterator over a message's headers, in wire order (see [`AmiMessage::headers`]).
+#[derive(Clone)]
+enum HeaderIter<'a> {
+    Wire {
+        text: &'a str,
+        spans: std::slice::Iter<'a, Span>,
+    },
+    Owned(std::slice::Iter<'a, (String, String)>),
+}
+
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            HeaderIter::Wire { text, spans } => spans.next().map(|s| (s.key_str(text), s.value_str(text))),
+            HeaderIter::Owned(headers) => headers.next().map(|(k, v)| (k.as_str(), v.as_str())),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            HeaderIter::Wire { spans, .. } => spans.size_hint(),
+            HeaderIter::Owned(headers) => headers.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for HeaderIter<'_> {}
+
+/// Equal when the headers (in order, keys compared exactly) and the [`raw`](AmiMessage::raw)
+/// bytes are equal, whether each side was parsed or built.
+impl PartialEq for AmiMessage {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.raw() == other.raw() && self.headers().eq(other.headers())
+    }
+}
+
+impl Eq for AmiMessage {}
+
+impl std::fmt::Debug for AmiMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmiMessage")
+            .field("headers", &self.headers().collect::<Vec<_>>())
+            .field("raw", &self.raw().map(|raw| raw.escape_ascii().to_string()))
+            .finish()
+    }
 }
 
 impl AmiMessage {
@@ -127,52 +269,83 @@ impl AmiMessage {
     /// Appends a header (duplicates are kept: `Variable` may appear several times).
     ///
     /// A modified message is serialized from its headers, so any raw bytes kept from parsing
-    /// are dropped.
+    /// are dropped (a parsed message is first turned into owned headers: rare, not on the
+    /// receive path).
     pub fn push(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.raw = None;
-        self.headers.push((key.into(), value.into()));
+        if let Repr::Wire { .. } = self.repr {
+            let headers = self.headers().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+            self.repr = Repr::Owned { headers, raw: None };
+        }
+        if let Repr::Owned { headers, raw } = &mut self.repr {
+            *raw = None;
+            headers.push((key.into(), value.into()));
+        }
     }
 
     /// The value of the first header named `key`, compared ASCII case-insensitively
     /// (Asterisk mixes `Uniqueid`/`UniqueID`, `CallerIDNum`/`CallerIDnum` between events).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
+        match &self.repr {
+            Repr::Wire { text, spans, .. } => {
+                let bytes = text.as_bytes();
+                spans
+                    .iter()
+                    .find(|s| s.key(bytes).eq_ignore_ascii_case(key.as_bytes()))
+                    .map(|s| s.value_str(text))
+            }
+            Repr::Owned { headers, .. } => headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.as_str()),
+        }
     }
 
     /// Every value of the headers named `key`, in order (case-insensitive).
     pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
+        self.headers()
             .filter(move |(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
-    /// All headers, in wire order.
-    pub fn headers(&self) -> &[(String, String)] {
-        &self.headers
+    /// All headers as `(key, value)` pairs, in wire order, duplicates included.
+    ///
+    /// An iterator rather than a slice: a parsed message stores byte ranges into its text, not
+    /// one `String` pair per header (see the type docs). It knows its length
+    /// (`headers().len()`) and is cheap to create; collect it when a `Vec` is needed.
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone + '_ {
+        match &self.repr {
+            Repr::Wire { text, spans, .. } => HeaderIter::Wire {
+                text,
+                spans: spans.iter(),
+            },
+            Repr::Owned { headers, .. } => HeaderIter::Owned(headers.iter()),
+        }
     }
 
     /// Number of headers.
     pub fn len(&self) -> usize {
-        self.headers.len()
+        match &self.repr {
+            Repr::Wire { spans, .. } => spans.len(),
+            Repr::Owned { headers, .. } => headers.len(),
+        }
     }
 
     /// True when the message has no header.
     pub fn is_empty(&self) -> bool {
-        self.headers.is_empty()
+        self.len() == 0
+    }
+
+    /// The first header, which tells the kind.
+    fn first(&self) -> Option<(&str, &str)> {
+        self.headers().next()
     }
 
     /// The kind, from the **first** header only: an `OriginateResponse` event also carries a
     /// `Response:` header, so looking further would misclassify it.
     pub fn kind(&self) -> MessageKind {
-        match self.headers.first() {
-            Some((k, _)) if k.eq_ignore_ascii_case("Response") => MessageKind::Response,
-            Some((k, _)) if k.eq_ignore_ascii_case("Event") => MessageKind::Event,
-            Some((k, _)) if k.eq_ignore_ascii_case("Action") => MessageKind::Action,
-            _ => MessageKind::Other,
+        match self.first() {
+            Some((k, _)) => kind_of(k),
+            None => MessageKind::Other,
         }
     }
 
@@ -197,11 +370,7 @@ impl AmiMessage {
     }
 
     fn first_if(&self, kind: MessageKind) -> Option<&str> {
-        if self.kind() == kind {
-            self.headers.first().map(|(_, v)| v.as_str())
-        } else {
-            None
-        }
+        self.first().filter(|(k, _)| kind_of(k) == kind).map(|(_, v)| v)
     }
 
     /// True for the response that opens an event list (`EventList: start`). Asterisk 22
@@ -223,10 +392,16 @@ impl AmiMessage {
         self.get_all(OUTPUT_KEY)
     }
 
-    /// The raw bytes kept because the headers alone cannot reproduce them (see the struct
-    /// docs); `None` when [`to_bytes`](Self::to_bytes) is plain serialization of the headers.
+    /// The exact bytes this message was parsed from, when serializing its headers would not
+    /// reproduce them (bare `\n`, no space after a colon, a line without colon, invalid UTF-8,
+    /// old `Response: Follows` output). `None` when [`to_bytes`](Self::to_bytes) is plain
+    /// serialization of the headers: every message of the Asterisk 22 recordings, and every
+    /// built or modified message.
     pub fn raw(&self) -> Option<&[u8]> {
-        self.raw.as_deref()
+        match &self.repr {
+            Repr::Wire { text, exact, .. } => (!exact).then_some(text.as_bytes()),
+            Repr::Owned { raw, .. } => raw.as_deref(),
+        }
     }
 
     /// Serializes the message: the bytes it was parsed from when it was not modified since,
@@ -236,31 +411,46 @@ impl AmiMessage {
     /// (a caller name, an HTTP body) must never be able to end the line and inject headers or
     /// a second action.
     pub fn to_bytes(&self) -> Vec<u8> {
-        if let Some(raw) = &self.raw {
-            return raw.to_vec();
+        match &self.repr {
+            // Exact or not, the received text is the answer.
+            Repr::Wire { text, .. } => text.as_bytes().to_vec(),
+            Repr::Owned { raw: Some(raw), .. } => raw.to_vec(),
+            Repr::Owned { headers, raw: None } => {
+                let size = headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 2;
+                let mut out = Vec::with_capacity(size);
+                self.write_to(&mut out);
+                out
+            }
         }
-        let size = self.headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 2;
-        let mut out = Vec::with_capacity(size);
-        self.write_canonical(&mut out);
-        out
     }
 
     /// Appends [`to_bytes`](Self::to_bytes) to `out` without an intermediate allocation.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        match &self.raw {
-            Some(raw) => out.extend_from_slice(raw),
-            None => self.write_canonical(out),
+        match &self.repr {
+            Repr::Wire { text, .. } => out.extend_from_slice(text.as_bytes()),
+            Repr::Owned { raw: Some(raw), .. } => out.extend_from_slice(raw),
+            Repr::Owned { headers, raw: None } => {
+                for (k, v) in headers {
+                    push_sanitized(out, k);
+                    out.extend_from_slice(b": ");
+                    push_sanitized(out, v);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"\r\n");
+            }
         }
     }
+}
 
-    fn write_canonical(&self, out: &mut Vec<u8>) {
-        for (k, v) in &self.headers {
-            push_sanitized(out, k);
-            out.extend_from_slice(b": ");
-            push_sanitized(out, v);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
+fn kind_of(first_key: &str) -> MessageKind {
+    if first_key.eq_ignore_ascii_case("Event") {
+        MessageKind::Event
+    } else if first_key.eq_ignore_ascii_case("Response") {
+        MessageKind::Response
+    } else if first_key.eq_ignore_ascii_case("Action") {
+        MessageKind::Action
+    } else {
+        MessageKind::Other
     }
 }
 
@@ -398,13 +588,76 @@ fn is_follows_response(key: &[u8], value: &[u8]) -> bool {
 /// nom: one header line (without its line ending) as key, "exactly one space after the
 /// colon", value. The key runs to the first colon, so values may hold colons (`EventTV`,
 /// URIs); only one separator space is taken, so a value's own leading spaces survive.
+///
+/// This runs once per line of every message, so the key is found by [`key`], a word-at-a-time
+/// search, rather than a byte loop or a substring search.
+#[inline]
 fn header_line(line: &[u8]) -> IResult<&[u8], RawHeader<'_>> {
-    (take_until(":"), nom_char(':'), opt(nom_char(' ')), rest)
+    (key, nom_char(':'), opt(nom_char(' ')), rest)
         .parse(line)
         .map(|(tail, (key, _, space, value))| {
             let one_space = space.is_some();
             (tail, RawHeader { key, one_space, value })
         })
+}
+
+/// nom: everything up to the first colon (all of the input when there is none, so that the
+/// following `char(':')` fails as it should).
+#[inline]
+fn key(input: &[u8]) -> IResult<&[u8], &[u8]> {
+    let at = find_byte(input, b':').unwrap_or(input.len());
+    let (key, tail) = input.split_at(at);
+    Ok((tail, key))
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// Eight bytes as a little-endian word.
+#[inline]
+fn word(chunk: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(chunk);
+    u64::from_le_bytes(bytes)
+}
+
+/// `0x80` in each byte of `x` that is zero, `0` elsewhere (exact, no false positives).
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// First `needle` in `hay`, eight bytes per step. AMI keys are short (`Event`, `Uniqueid`,
+/// `CallerIDNum`): the colon is nearly always in the first or second word, where a byte loop
+/// mispredicts once per key and a SIMD search pays its setup.
+#[inline]
+fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    let pattern = LO * u64::from(needle);
+    let mut chunks = hay.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let found = zero_bytes(word(chunk) ^ pattern);
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks.remainder().iter().position(|&b| b == needle).map(|i| offset + i)
+}
+
+/// One pass over a complete message: whether it holds a NUL byte, and how many `\r` it holds.
+fn nul_and_cr_count(bytes: &[u8]) -> (bool, usize) {
+    const CR: u64 = LO * b'\r' as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    let (mut nul, mut crs) = (0u64, 0usize);
+    for chunk in &mut chunks {
+        let w = word(chunk);
+        nul |= zero_bytes(w);
+        crs += zero_bytes(w ^ CR).count_ones() as usize;
+    }
+    let tail = chunks.remainder();
+    let has_nul = nul != 0 || tail.contains(&0);
+    (has_nul, crs + tail.iter().filter(|&&b| b == b'\r').count())
 }
 
 /// A `Key: Value` line split by [`header_line`].
@@ -416,16 +669,9 @@ struct RawHeader<'a> {
     value: &'a [u8],
 }
 
+#[inline]
 fn parse_header(line: &[u8]) -> Option<RawHeader<'_>> {
     header_line(line).ok().map(|(_, header)| header)
-}
-
-/// nom: one line up to and including `\n`; returns the content without `\n` (a preceding
-/// `\r` is stripped by [`strip_cr`]).
-fn raw_line(input: &[u8]) -> IResult<&[u8], &[u8]> {
-    (take_until("\n"), nom_char('\n'))
-        .parse(input)
-        .map(|(tail, (line, _))| (tail, line))
 }
 
 /// Splits `\r` off a line's end. Returns the content and whether the line ended in `\r\n`.
@@ -436,72 +682,71 @@ fn strip_cr(line: &[u8]) -> (&[u8], bool) {
     }
 }
 
-/// Decodes text; a lossy decode marks the message as not reproducible from its headers.
-fn decode(bytes: &[u8], exact: &mut bool) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_owned(),
-        Err(_) => {
-            *exact = false;
-            String::from_utf8_lossy(bytes).into_owned()
+/// The header one line of a message contributes, as offsets into the message (`start` is
+/// where the line's `content` begins), and whether the line serializes back to itself.
+/// `None` for the `--END COMMAND--` line with nothing glued before the marker.
+fn line_span(start: u32, content: &[u8], role: LineRole<'_>) -> (Option<Span>, bool) {
+    // Offsets fit: the framer refuses messages of 4 GiB or more.
+    let end = start + content.len() as u32;
+    match role {
+        LineRole::Header => match parse_header(content) {
+            Some(RawHeader { key, one_space, value }) => {
+                let span = Span {
+                    key_start: start,
+                    key_end: start + key.len() as u32,
+                    value_start: end - value.len() as u32,
+                    value_end: end,
+                };
+                // `Key:` without the space does not round-trip (a stray `\r` inside the line
+                // is caught on the whole message, see `build_message`).
+                (Some(span), one_space)
+            }
+            None => (Some(Span::output(start, end)), false),
+        },
+        LineRole::Body => (Some(Span::output(start, end)), false),
+        LineRole::EndMarker(before) => {
+            let span = (!before.is_empty()).then(|| Span::output(start, start + before.len() as u32));
+            (span, false)
         }
     }
 }
 
-/// Parses one complete message: its lines and the terminating blank line, as delimited by
-/// the framer (nothing more, nothing less).
-fn parse_message(raw: Bytes) -> Result<AmiMessage, FrameError> {
-    let malformed = |reason| FrameError::Malformed { reason, len: raw.len() };
-    if memchr::memchr(0, &raw).is_some() {
-        return Err(malformed("NUL byte in message"));
-    }
-    let mut headers = Vec::new();
-    // True while serializing `headers` gives back exactly `raw`.
-    let mut exact = true;
-    let mut follows = Follows::default();
-    let mut input: &[u8] = &raw;
-    loop {
-        let Ok((tail, line)) = raw_line(input) else {
-            return Err(malformed("message without terminating blank line"));
-        };
-        input = tail;
-        let (content, crlf) = strip_cr(line);
-        exact &= crlf;
-        if content.is_empty() && follows.blank_ends_message() {
-            break;
-        }
-        match follows.step(content) {
-            LineRole::Header => match parse_header(content) {
-                Some(RawHeader { key, one_space, value }) => {
-                    // `Key:` (no space) and a stray `\r` inside a line do not round-trip.
-                    exact &= one_space && !value.contains(&b'\r') && !key.contains(&b'\r');
-                    headers.push((decode(key, &mut exact), decode(value, &mut exact)));
-                }
-                None => {
-                    exact = false;
-                    headers.push((OUTPUT_KEY.to_owned(), decode(content, &mut exact)));
-                }
-            },
-            LineRole::Body => {
-                exact = false;
-                headers.push((OUTPUT_KEY.to_owned(), decode(content, &mut exact)));
+/// Builds a message from its complete bytes (terminating blank line included) and the header
+/// spans the framer recorded line by line. `exact_lines`: every line ended in `\r\n` and
+/// serializes back to itself; `lines`: number of lines, terminator included; `crs`: number
+/// of `\r` bytes in the message.
+///
+/// The text is checked as UTF-8 once, here. In the rare invalid case (a Latin-1 caller name)
+/// each key and value is decoded lossily and the raw bytes are kept for the round trip.
+fn build_message(bytes: &[u8], spans: &[Span], exact_lines: bool, lines: usize, crs: usize) -> AmiMessage {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            // Each `\r\n` line holds one `\r` (`crs` counts them all); any other is inside a
+            // key or value, and a `\r` there would not survive serialization (it is written
+            // as a space).
+            let exact = exact_lines && crs == lines;
+            AmiMessage {
+                repr: Repr::Wire {
+                    text: text.into(),
+                    spans: spans.to_vec(),
+                    exact,
+                },
             }
-            LineRole::EndMarker(before) => {
-                exact = false;
-                if !before.is_empty() {
-                    headers.push((OUTPUT_KEY.to_owned(), decode(before, &mut exact)));
-                }
+        }
+        Err(_) => {
+            let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            let headers = spans
+                .iter()
+                .map(|s| (lossy(s.key(bytes)), lossy(s.value(bytes))))
+                .collect();
+            AmiMessage {
+                repr: Repr::Owned {
+                    headers,
+                    raw: Some(Bytes::copy_from_slice(bytes)),
+                },
             }
         }
     }
-    if !input.is_empty() {
-        // The framer cut the message at its terminator, so this cannot happen; report rather
-        // than panic if it ever does.
-        return Err(malformed("bytes after the terminating blank line"));
-    }
-    Ok(AmiMessage {
-        headers,
-        raw: (!exact).then_some(raw),
-    })
 }
 
 /// Progress through the message being received; reset after each message.
@@ -515,6 +760,8 @@ struct Scan {
     /// Lines of the current message so far.
     lines: usize,
     follows: Follows,
+    /// Some line so far does not serialize back to itself (see [`line_span`]).
+    inexact: bool,
 }
 
 /// State of the line being thrown away while resynchronizing after an error.
@@ -555,6 +802,9 @@ pub struct AmiFramer {
     /// True until the first line is seen, when a banner line may come.
     expect_greeting: bool,
     scan: Scan,
+    /// Header spans of the current message, recorded as its lines arrive so that the message
+    /// is never scanned twice. Reused from message to message (at most `max_headers` long).
+    spans: Vec<Span>,
     mode: Mode,
     discarded: u64,
 }
@@ -567,6 +817,7 @@ impl AmiFramer {
             limits,
             expect_greeting: true,
             scan: Scan::default(),
+            spans: Vec::new(),
             mode: Mode::Framing,
             discarded: 0,
         }
@@ -606,8 +857,20 @@ impl AmiFramer {
     pub fn reset(&mut self) {
         self.buf.clear();
         self.expect_greeting = true;
-        self.scan = Scan::default();
+        self.restart_message();
         self.mode = Mode::Framing;
+    }
+
+    /// Forgets the progress through the current message (after it was taken or dropped).
+    fn restart_message(&mut self) {
+        self.scan = Scan::default();
+        self.spans.clear();
+    }
+
+    /// Largest message accepted: the configured limit, and below 4 GiB in any case because
+    /// header spans are stored as `u32` offsets.
+    fn max_message_bytes(&self) -> usize {
+        self.limits.max_message_bytes.min(u32::MAX as usize)
     }
 
     /// Call at end of stream. Returns [`FrameError::Truncated`] when a message (or the
@@ -642,7 +905,7 @@ impl AmiFramer {
                 return self.incomplete_line(start);
             };
             let end = from + found + 1;
-            let (content, _) = strip_cr(&self.buf[start..end - 1]);
+            let (content, crlf) = strip_cr(&self.buf[start..end - 1]);
             let content_len = content.len();
             let is_blank = content.is_empty();
 
@@ -659,30 +922,16 @@ impl AmiFramer {
                     // A blank line between messages: nothing to report.
                     self.buf.advance(end);
                     self.discarded += end as u64;
-                    self.scan = Scan::default();
+                    self.restart_message();
                     continue;
                 }
-                let raw = self.buf.split_to(end).freeze();
-                self.scan = Scan::default();
-                if end > self.limits.max_message_bytes {
-                    self.discarded += end as u64;
-                    return Err(FrameError::MessageTooLong {
-                        limit: self.limits.max_message_bytes,
-                    });
-                }
-                return match parse_message(raw) {
-                    Ok(msg) => Ok(Some(Frame::Message(msg))),
-                    Err(err) => {
-                        self.discarded += end as u64;
-                        Err(err)
-                    }
-                };
+                return self.take_message(end, crlf);
             }
             if start == 0 && self.expect_greeting {
                 self.expect_greeting = false;
                 if !self.buf[start..end].contains(&b':') {
                     let line = self.buf.split_to(end);
-                    self.scan = Scan::default();
+                    self.restart_message();
                     let (text, _) = strip_cr(&line[..line.len() - 1]);
                     return Ok(Some(Frame::Greeting(String::from_utf8_lossy(text).into_owned())));
                 }
@@ -696,7 +945,7 @@ impl AmiFramer {
                     },
                 ));
             }
-            if end > self.limits.max_message_bytes {
+            if end > self.max_message_bytes() {
                 return Err(self.drop_through(
                     end,
                     FrameError::MessageTooLong {
@@ -704,11 +953,46 @@ impl AmiFramer {
                     },
                 ));
             }
-            let line = &self.buf[start..end - 1];
-            let (content, _) = strip_cr(line);
-            self.scan.follows.step(content);
+            // The line is part of the message: record its header now, while it is at hand.
+            let (content, _) = strip_cr(&self.buf[start..end - 1]);
+            let role = self.scan.follows.step(content);
+            // `start < end <= max_message_bytes() <= u32::MAX`.
+            let (span, exact) = line_span(start as u32, content, role);
+            self.spans.extend(span);
+            self.scan.inexact |= !(exact && crlf);
             self.scan.pos = end;
             self.scan.searched = end;
+        }
+    }
+
+    /// The blank line ending at `end` completes the message in `buf[..end]`: cut it off and
+    /// build it from the spans recorded line by line. `crlf`: the blank line was `\r\n`.
+    fn take_message(&mut self, end: usize, crlf: bool) -> Result<Option<Frame>, FrameError> {
+        let bytes = self.buf.get(..end).unwrap_or_default();
+        let result = if end > self.max_message_bytes() {
+            Err(FrameError::MessageTooLong {
+                limit: self.limits.max_message_bytes,
+            })
+        } else {
+            match nul_and_cr_count(bytes) {
+                (true, _) => Err(FrameError::Malformed {
+                    reason: "NUL byte in message",
+                    len: end,
+                }),
+                (false, crs) => {
+                    let exact_lines = !self.scan.inexact && crlf;
+                    Ok(build_message(bytes, &self.spans, exact_lines, self.scan.lines + 1, crs))
+                }
+            }
+        };
+        self.buf.advance(end);
+        self.restart_message();
+        match result {
+            Ok(msg) => Ok(Some(Frame::Message(msg))),
+            Err(err) => {
+                self.discarded += end as u64;
+                Err(err)
+            }
         }
     }
 
@@ -722,7 +1006,7 @@ impl AmiFramer {
             // Mid-line: everything buffered belongs to the bad message.
             self.discarded += self.buf.len() as u64;
             self.buf.clear();
-            self.scan = Scan::default();
+            self.restart_message();
             self.expect_greeting = false;
             self.mode = Mode::Discarding(DiscardLine::Other);
             return Err(FrameError::LineTooLong {
@@ -736,7 +1020,7 @@ impl AmiFramer {
     fn drop_through(&mut self, end: usize, err: FrameError) -> FrameError {
         self.buf.advance(end);
         self.discarded += end as u64;
-        self.scan = Scan::default();
+        self.restart_message();
         self.expect_greeting = false;
         self.mode = Mode::Discarding(DiscardLine::Empty);
         err
@@ -1112,6 +1396,127 @@ mod tests {
         assert_eq!(message(&out[0]).output().collect::<Vec<_>>(), ["hello"]);
         let out = frames(b"Action: Ping\r\n\r\n");
         assert_eq!(message(&out[0]).action(), Some("Ping"), "no greeting is fine too");
+    }
+
+    #[test]
+    fn parsed_and_built_messages_with_the_same_headers_are_equal() {
+        let bytes = b"Event: Hangup\r\nChannel: PJSIP/2001-00000001\r\nUniqueid: 1795870944.58\r\nCause-txt: \r\n\r\n";
+        let parsed = message(&frames(bytes)[0]).clone();
+        let built = AmiMessage::new()
+            .with("Event", "Hangup")
+            .with("Channel", "PJSIP/2001-00000001")
+            .with("Uniqueid", "1795870944.58")
+            .with("Cause-txt", "");
+        assert_eq!(parsed, built);
+        assert_eq!(built, parsed);
+        for msg in [&parsed, &built] {
+            assert_eq!(msg.kind(), MessageKind::Event);
+            assert_eq!(msg.event(), Some("Hangup"));
+            assert_eq!(msg.get("UNIQUEID"), Some("1795870944.58"));
+            assert_eq!(msg.get("cause-txt"), Some(""));
+            assert_eq!(msg.get("Cause"), None);
+            assert_eq!(msg.len(), 4);
+            assert_eq!(msg.headers().len(), 4);
+            assert_eq!(msg.raw(), None);
+            assert_eq!(msg.to_bytes(), bytes);
+            let mut out = b"x".to_vec();
+            msg.write_to(&mut out);
+            assert_eq!(&out[1..], bytes);
+        }
+        assert!(parsed.headers().eq(built.headers()));
+        assert_eq!(
+            parsed.headers().collect::<Vec<_>>(),
+            [
+                ("Event", "Hangup"),
+                ("Channel", "PJSIP/2001-00000001"),
+                ("Uniqueid", "1795870944.58"),
+                ("Cause-txt", "")
+            ]
+        );
+        // Keys compare exactly for equality (case-insensitively only for lookup).
+        assert_ne!(parsed, built.clone().with("Extra", "1"));
+        let other_case = AmiMessage::new()
+            .with("event", "Hangup")
+            .with("Channel", "PJSIP/2001-00000001")
+            .with("Uniqueid", "1795870944.58")
+            .with("Cause-txt", "");
+        assert_ne!(parsed, other_case);
+        assert_eq!(other_case.get("EVENT"), Some("Hangup"));
+    }
+
+    #[test]
+    fn parsed_message_can_be_extended() {
+        let mut msg = message(&frames(b"Action: Originate\r\nChannel: PJSIP/2001\r\n\r\n")[0]).clone();
+        msg.push("Variable", "A=1");
+        msg.push("Variable", "B=2");
+        assert_eq!(msg.action(), Some("Originate"));
+        assert_eq!(msg.get("channel"), Some("PJSIP/2001"));
+        assert_eq!(msg.get_all("variable").collect::<Vec<_>>(), ["A=1", "B=2"]);
+        assert_eq!(
+            msg.to_bytes(),
+            b"Action: Originate\r\nChannel: PJSIP/2001\r\nVariable: A=1\r\nVariable: B=2\r\n\r\n"
+        );
+        assert_eq!(msg.raw(), None);
+    }
+
+    #[test]
+    fn invalid_utf8_takes_the_lossy_path_and_keeps_raw_bytes() {
+        // An invalid byte in a key, one in a value, and a stray `\r` inside a value.
+        let bytes = b"Event: Newchannel\r\nX-\xff: 1\r\nCallerIDName: Jos\xe9\r\nUniqueid: 7\r\n\r\n";
+        let msg = message(&frames(bytes)[0]).clone();
+        assert_eq!(msg.raw(), Some(&bytes[..]));
+        assert_eq!(msg.to_bytes(), bytes);
+        assert_eq!(msg.event(), Some("Newchannel"));
+        assert_eq!(msg.get("x-\u{fffd}"), Some("1"));
+        assert_eq!(msg.get("CALLERIDNAME"), Some("Jos\u{fffd}"));
+        assert_eq!(msg.get("uniqueid"), Some("7"));
+        assert_eq!(msg.headers().len(), 4);
+        // Same headers but built: equal headers, yet not equal (only the parsed one has raw bytes).
+        let built = AmiMessage::new()
+            .with("Event", "Newchannel")
+            .with("X-\u{fffd}", "1")
+            .with("CallerIDName", "Jos\u{fffd}")
+            .with("Uniqueid", "7");
+        assert!(msg.headers().eq(built.headers()));
+        assert_ne!(msg, built);
+        // Modified, it serializes from its (decoded) headers like a built one.
+        let mut modified = msg.clone();
+        modified.push("Extra", "x");
+        assert_eq!(modified, built.with("Extra", "x"));
+    }
+
+    #[test]
+    fn stray_cr_inside_a_value_keeps_raw_bytes() {
+        let bytes = b"Event: X\r\nA: b\rc\r\n\r\n";
+        let msg = message(&frames(bytes)[0]).clone();
+        assert_eq!(msg.get("A"), Some("b\rc"));
+        assert_eq!(msg.raw(), Some(&bytes[..]));
+        assert_eq!(msg.to_bytes(), bytes);
+        let mut modified = msg;
+        modified.push("B", "d");
+        assert_eq!(modified.to_bytes(), b"Event: X\r\nA: b c\r\nB: d\r\n\r\n");
+    }
+
+    #[test]
+    fn word_at_a_time_helpers_match_byte_loops() {
+        let mut x: u32 = 7;
+        for len in 0..80 {
+            for _ in 0..40 {
+                let hay: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        // Few distinct values, so that colons, CRs and NULs are frequent.
+                        [b':', b'\r', 0, b'a', 0x80, 0xff, b';', b'\n'][(x >> 16) as usize % 8]
+                    })
+                    .collect();
+                assert_eq!(find_byte(&hay, b':'), hay.iter().position(|&b| b == b':'), "{hay:?}");
+                assert_eq!(
+                    nul_and_cr_count(&hay),
+                    (hay.contains(&0), hay.iter().filter(|&&b| b == b'\r').count()),
+                    "{hay:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The Asterisk Manager Interface (AMI) link.
 //!
-//! AMI is a line-oriented text protocol on TCP (port 5038). This module holds the wire-format
-//! layer: [`frame`] turns the raw byte stream into a greeting and a sequence of [`AmiMessage`]s,
-//! and turns messages back into bytes. The TCP client (login, actions, event lists, reconnect)
-//! is built on top of it.
+//! AMI is a line-oriented text protocol on TCP (port 5038). This module holds the whole link:
+//! [`frame`] turns the raw byte stream into a greeting and a sequence of [`AmiMessage`]s,
+//! and turns messages back into bytes. [`client`] is the handle the rest of accentd uses
+//! (actions, event lists, the event broadcast, the link state); `connection` is the actor
+//! that owns the TCP socket (login, keep-alive, reconnect with backoff).
 //!
 //! What a real Asterisk 22 sends (see `tests/asterisk-fixtures/*/ami.raw`):
 //!
@@ -17,6 +18,12 @@
 //! ...
 //! ```
 
+pub mod client;
+mod connection;
 pub mod frame;
 
+pub use client::{
+    AmiClient, AmiClientOptions, AmiError, AmiReply, Backoff, LinkState, Originate, OriginateTarget, ACTION_ID_PREFIX,
+    STATUS_COMPONENT,
+};
 pub use frame::{drain, frame_all, AmiFramer, AmiMessage, Frame, FrameError, FrameLimits, MessageKind, OUTPUT_KEY};

@@ -109,11 +109,13 @@ pub fn routes(service: &'static str, auth: Arc<AuthService>, runtime: Arc<Runtim
     let patch = warp::path!("config")
         .and(warp::patch())
         .and(authed)
-        .and(super::body::json::<Vec<PatchOp>>(limit))
-        .then(move |caller: Caller, ops: Vec<PatchOp>| {
+        .and(super::body::limited_bytes(limit))
+        .then(move |caller: Caller, body: bytes::Bytes| {
             let (auth, runtime) = (a.clone(), r.clone());
             respond(async move {
+                // ACL first: a caller without the right learns nothing about the body rules.
                 caller.require(&format!("{service}.config.update"))?;
+                let ops: Vec<PatchOp> = super::body::parse_json(&body)?;
                 apply_patch(&runtime, ops)?;
                 Ok(warp::reply::json(&runtime.view(&auth.config)).into_response())
             })

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use warp::filters::BoxedFilter;
-use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
@@ -13,9 +12,6 @@ pub fn routes(auth: Arc<AuthService>) -> BoxedFilter<(Response,)> {
     let backends = warp::path!("backends")
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({ "data": ["accent_user", "wazo_user"] })).into_response());
-    let status = warp::path!("status")
-        .and(warp::head().or(warp::get()).unify())
-        .map(|| StatusCode::OK.into_response());
     let spec = warp::path!("api" / "api.yml").and(warp::get()).map(|| {
         warp::reply::with_header(crate::api::openapi::AUTH_SPEC, "content-type", "application/x-yaml").into_response()
     });
@@ -30,8 +26,6 @@ pub fn routes(auth: Arc<AuthService>) -> BoxedFilter<(Response,)> {
         .or(super::users::routes(auth.clone()))
         .unify()
         .or(backends)
-        .unify()
-        .or(status)
         .unify()
         .or(spec)
         .unify();

@@ -39,7 +39,7 @@ pub(super) fn block<'a>(msg: &'a AmiMessage, prefix: &str) -> Block<'a> {
     let mut b = Block::default();
     for (k, v) in msg.headers() {
         let key = if prefix.is_empty() {
-            k.as_str()
+            k
         } else {
             match strip_prefix_ci(k, prefix) {
                 Some(rest) => rest,
@@ -62,7 +62,7 @@ pub(super) fn block<'a>(msg: &'a AmiMessage, prefix: &str) -> Block<'a> {
             _ => continue,
         };
         if slot.is_none() {
-            *slot = Some(v.as_str());
+            *slot = Some(v);
         }
     }
     b
@@ -140,9 +140,8 @@ fn timestamp_ms(msg: &AmiMessage) -> Option<i64> {
 fn bridge_facts<'a>(msg: &'a AmiMessage, prefix: &str) -> Option<BridgeFacts<'a>> {
     let get = |name: &str| -> Option<&'a str> {
         msg.headers()
-            .iter()
             .find(|(k, _)| strip_prefix_ci(k, prefix).is_some_and(|rest| rest.eq_ignore_ascii_case(name)))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     };
     let id = get("BridgeUniqueid").filter(|id| !id.is_empty())?;
     Some(BridgeFacts {

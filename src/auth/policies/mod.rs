@@ -45,11 +45,12 @@ pub fn routes(auth: Arc<AuthService>) -> BoxedFilter<(Response,)> {
     let create = warp::path!("policies")
         .and(warp::post())
         .and(authed.clone())
-        .and(body::json::<PolicyBody>(limit))
-        .then(move |caller: Caller, b: PolicyBody| {
+        .and(body::limited_bytes(limit))
+        .then(move |caller: Caller, b: bytes::Bytes| {
             let auth = a.clone();
             respond(async move {
                 let scope = caller.require("auth.policies.create")?;
+                let b: PolicyBody = body::parse_json(&b)?;
                 Ok(warp::reply::json(&auth.create_policy(&scope, b).await?).into_response())
             })
         });
@@ -70,11 +71,12 @@ pub fn routes(auth: Arc<AuthService>) -> BoxedFilter<(Response,)> {
     let update = warp::path!("policies" / String)
         .and(warp::put())
         .and(authed.clone())
-        .and(body::json::<PolicyBody>(limit))
-        .then(move |id: String, caller: Caller, b: PolicyBody| {
+        .and(body::limited_bytes(limit))
+        .then(move |id: String, caller: Caller, b: bytes::Bytes| {
             let auth = a.clone();
             respond(async move {
                 let scope = caller.require(&format!("auth.policies.{}.edit", escape_param(&id)))?;
+                let b: PolicyBody = body::parse_json(&b)?;
                 Ok(warp::reply::json(&auth.update_policy(&scope, &id, b).await?).into_response())
             })
         });

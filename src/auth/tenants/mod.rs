@@ -45,11 +45,12 @@ pub fn routes(auth: Arc<AuthService>) -> BoxedFilter<(Response,)> {
     let create = warp::path!("tenants")
         .and(warp::post())
         .and(authed.clone())
-        .and(body::json::<TenantBody>(limit))
-        .then(move |caller: Caller, b: TenantBody| {
+        .and(body::limited_bytes(limit))
+        .then(move |caller: Caller, b: bytes::Bytes| {
             let auth = a.clone();
             respond(async move {
                 let scope = caller.require("auth.tenants.create")?;
+                let b: TenantBody = body::parse_json(&b)?;
                 Ok(warp::reply::json(&auth.create_tenant(&scope, b).await?.to_json()).into_response())
             })
         });
@@ -70,11 +71,12 @@ pub fn routes(auth: Arc<AuthService>) -> BoxedFilter<(Response,)> {
     let update = warp::path!("tenants" / String)
         .and(warp::put())
         .and(authed.clone())
-        .and(body::json::<TenantBody>(limit))
-        .then(move |id: String, caller: Caller, b: TenantBody| {
+        .and(body::limited_bytes(limit))
+        .then(move |id: String, caller: Caller, b: bytes::Bytes| {
             let auth = a.clone();
             respond(async move {
                 let scope = caller.require(&format!("auth.tenants.{}.edit", escape_param(&id)))?;
+                let b: TenantBody = body::parse_json(&b)?;
                 Ok(warp::reply::json(&auth.update_tenant(&scope, &id, b).await?.to_json()).into_response())
             })
         });
