@@ -17,7 +17,9 @@ use crate::api::status::{Health, StatusRegistry};
 use crate::ari::{AriClient, AriEvents, AriEventsOptions};
 use crate::auth::AuthService;
 use crate::bus::Bus;
+use crate::calllog::CallLogService;
 use crate::config::Config;
+use crate::control::{FeedOptions, Links, LiveState};
 use crate::store::Store;
 
 /// Every long-lived part of the process; cheap to clone.
@@ -35,6 +37,10 @@ pub struct App {
     /// The Asterisk REST client and events websocket; `None` when
     /// `ari.url` is empty (no Asterisk configured) or invalid.
     pub ari: Option<AriHandles>,
+    /// The live PBX state (channels, bridges, calls, device states), fed from the AMI and ARI
+    /// links once [`start`] ran; empty without Asterisk.
+    pub live: LiveState,
+    pub calllog: Arc<CallLogService>,
 }
 
 /// The ARI side of the Asterisk link, as the rest of accentd uses it.
@@ -66,7 +72,9 @@ impl App {
         status.set("store", Health::Ok, None);
         status.set("master_tenant", Health::Ok, None);
         let runtime = Arc::new(RuntimeConfig::new(debug_hook));
+        let calllog = CallLogService::new(store.clone(), bus.clone(), auth.clone(), status.clone());
         Ok(App {
+            calllog,
             config,
             store,
             bus,
@@ -76,6 +84,7 @@ impl App {
             uuid,
             ari: None,
             ami: None,
+            live: LiveState::new(),
         })
     }
 
@@ -101,6 +110,8 @@ impl App {
         );
         crate::auth::routes::routes(self.auth.clone())
             .or(auth_extra)
+            .unify()
+            .or(crate::calllog::routes(self.calllog.clone()))
             .unify()
             .or(status_route)
             .unify()
@@ -166,6 +177,18 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
     if let Some((handles, task)) = start_ari(&app, shutdown.clone()) {
         app.ari = Some(handles);
         tasks.push(task);
+    }
+    if app.ami.is_some() || app.ari.is_some() {
+        let links = Links {
+            ami: app.ami.clone(),
+            ari: app.ari.as_ref().map(|h| (h.client.clone(), h.events.clone())),
+        };
+        tasks.push(crate::control::feed::spawn(
+            app.live.clone(),
+            links,
+            FeedOptions::default(),
+            shutdown.clone(),
+        ));
     }
     tasks.push(tokio::spawn(crate::api::server::serve(
         listener,

@@ -15,6 +15,7 @@
 //! - [`fake_asterisk`]: a fake Asterisk replaying the recorded sessions (tests, demos).
 //! - [`control`]: the live state of the PBX (channels, bridges, calls, device states) built
 //!   from the AMI and ARI events, with a change stream.
+//! - [`calllog`]: call-logd: call logs from CEL and the `/api/call-logd/1.0` API.
 //! - [`app`]: wiring of all of the above.
 
 pub mod ami;
@@ -23,6 +24,7 @@ pub mod app;
 pub mod ari;
 pub mod auth;
 pub mod bus;
+pub mod calllog;
 pub mod config;
 pub mod control;
 pub mod fake_asterisk;

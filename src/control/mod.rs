@@ -1,6 +1,9 @@
 //! The live state of the PBX: channels, bridges, calls, device and hint states, built from the
 //! AMI and ARI event streams, readable at any time, with a stream of changes.
 //!
+//! [`feed`] keeps a [`LiveState`] fed from the running AMI and ARI clients (and resyncs it after
+//! each reconnection); accentd's own state is `App::live`.
+//!
 //! [`LiveState`] takes events from both streams ([`LiveState::apply_ami`],
 //! [`LiveState::apply_ari`]) in any interleaving, or from only one of them, and a
 //! [`Snapshot`] after a reconnection ([`LiveState::resync`]). It knows nothing of sockets:
@@ -63,10 +66,12 @@
 mod ami;
 mod ari;
 pub mod changes;
+pub mod feed;
 pub mod model;
 pub mod state;
 
 pub use changes::StateChange;
+pub use feed::{FeedOptions, Links};
 pub use model::{
     endpoint_of, Bridge, Call, CallParty, CallState, Channel, Counts, DeviceState, Dialplan, Hint, Party, StateView,
     Talk,

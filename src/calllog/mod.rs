@@ -1,0 +1,60 @@
+//! call-logd: call logs generated from CEL, and the `/api/call-logd/1.0` API that reads them.
+//!
+//! - [`cdr`]: the call log model, its store and the `/cdr` routes (JSON and CSV).
+//!
+//! The generator (CEL → call logs) hands its results to [`CallLogService::store_logs`]; each
+//! conversation has at most one log, so generating again replaces instead of duplicating.
+
+pub mod cdr;
+
+use std::sync::Arc;
+
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use crate::api::respond;
+use crate::api::status::StatusRegistry;
+use crate::auth::caller::{authenticated, Caller};
+use crate::auth::AuthService;
+use crate::bus::Bus;
+use crate::store::Store;
+
+/// Everything the call-logd part needs; one per process.
+pub struct CallLogService {
+    pub store: Store,
+    pub bus: Bus,
+    pub auth: Arc<AuthService>,
+    pub status: Arc<StatusRegistry>,
+}
+
+impl CallLogService {
+    pub fn new(store: Store, bus: Bus, auth: Arc<AuthService>, status: Arc<StatusRegistry>) -> Arc<Self> {
+        Arc::new(CallLogService {
+            store,
+            bus,
+            auth,
+            status,
+        })
+    }
+}
+
+/// Every route under `/api/call-logd/1.0`.
+pub fn routes(svc: Arc<CallLogService>) -> BoxedFilter<(Response,)> {
+    let s = svc.clone();
+    let status = warp::path!("status")
+        .and(warp::get())
+        .and(authenticated(svc.auth.clone()))
+        .then(move |caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                caller.require("call-logd.status.read")?;
+                Ok(warp::reply::json(&svc.status.snapshot()).into_response())
+            })
+        });
+    warp::path("api")
+        .and(warp::path("call-logd"))
+        .and(warp::path("1.0"))
+        .and(cdr::routes(svc).or(status).unify())
+        .boxed()
+}
