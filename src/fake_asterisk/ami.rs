@@ -26,7 +26,7 @@
 //! * answers `CoreShowChannels`, `DeviceStateList` and `ExtensionStateList` (what accentd
 //!   resyncs with after a reconnection) from the state the replayed events describe, like a
 //!   real Asterisk at that point of the timeline: the live channels, the current device and
-//!   hint states, in the recorded framing ([`AmiModel`](super::ami_model::AmiModel), updated
+//!   hint states, in the recorded framing ([`AmiModel`], updated
 //!   under the same lock as the replay cursor);
 //! * answers any other action with the replies of the recorded exchange of the same action
 //!   name whose other headers match best, `ActionID` rewritten to the client's. When an

@@ -14,7 +14,7 @@
 //!   also sets the running application, `BridgeEnter`/`BridgeLeave` the bridge.
 //! - **Device states** start from the scenario's recorded `DeviceStateList` answer, if any,
 //!   then follow every replayed `DeviceStateChange` (but those of `Local/` devices, which
-//!   Asterisk does not list: see [`is_cached_device`]). The recorded answer was taken somewhere
+//!   Asterisk does not list: see `is_cached_device`). The recorded answer was taken somewhere
 //!   in the middle of the timeline: before the first change of a device, its recorded state
 //!   is shown (the recording says nothing about earlier states).
 //! - **Hint states** likewise, from the recorded `ExtensionStateList` answer and the replayed
