@@ -252,18 +252,20 @@ async fn concurrent_actions_each_get_their_own_reply() {
 async fn event_lists_are_collected_and_follow_the_replayed_state() {
     let fake = fake("14", Replay::Manual).await;
     let mut c = connected(&fake, options()).await;
-    // Nothing replayed yet: the idle CoreShowChannels of the recording.
+    // Nothing replayed yet: no channel, as in the idle CoreShowChannels of the recording.
     assert_eq!(c.client.core_show_channels().await.expect("idle"), []);
     fake.replay_until("csc-busy");
     let channels = c.client.core_show_channels().await.expect("busy");
+    // The channels the replayed events describe, in creation order (Asterisk listed them in
+    // its hash order: ;1, ;2, dev ;2, dev ;1).
     let names: Vec<_> = channels.iter().filter_map(|e| e.get("Channel")).collect();
     assert_eq!(
         names,
         [
             "Local/1001@caller-000001bc;1",
             "Local/1001@caller-000001bc;2",
-            "Local/1002@dev-000001bd;2",
-            "Local/1002@dev-000001bd;1"
+            "Local/1002@dev-000001bd;1",
+            "Local/1002@dev-000001bd;2"
         ]
     );
     assert!(channels.iter().all(|e| e.event() == Some("CoreShowChannel")));
@@ -289,6 +291,185 @@ async fn event_lists_are_collected_and_follow_the_replayed_state() {
         }
     }
     assert_eq!(list_events, 1 + 5 + 13 + 7 + 7);
+}
+
+/// A list item's headers but `ActionID` and `Duration` (which counts real time).
+fn comparable(m: &AmiMessage) -> Vec<(String, String)> {
+    m.headers()
+        .filter(|(k, _)| *k != "ActionID" && *k != "Duration")
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn core_show_channels_mid_call_lists_what_asterisk_listed() {
+    let fake = fake("14", Replay::Manual).await;
+    let c = connected(&fake, options()).await;
+    fake.replay_until("csc-busy");
+    let mut got: Vec<_> = c
+        .client
+        .core_show_channels()
+        .await
+        .expect("busy")
+        .iter()
+        .map(comparable)
+        .collect();
+    let busy = fake.recording().exchange("csc-busy").expect("recorded").clone();
+    let mut want: Vec<_> = busy
+        .replies
+        .iter()
+        .filter(|m| m.event() == Some("CoreShowChannel"))
+        .map(comparable)
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got.len(), 4);
+    assert_eq!(got, want);
+    // Duration is there, HH:MM:SS.
+    let raw = c
+        .client
+        .send(AmiMessage::new().with("Action", "CoreShowChannels"))
+        .await
+        .expect("raw list");
+    assert_eq!(raw.response.get("Message"), Some("Channels will follow"));
+    let complete = raw.events.last().expect("complete");
+    assert_eq!(complete.event(), Some("CoreShowChannelsComplete"));
+    assert_eq!(complete.get("ListItems"), Some("4"));
+    let hh_mm_ss = regex::Regex::new("^[0-9]{2,}:[0-5][0-9]:[0-5][0-9]$").expect("re");
+    for item in raw.list_items() {
+        let d = item.get("Duration").expect("duration");
+        assert!(hh_mm_ss.is_match(d), "{d}");
+    }
+}
+
+#[tokio::test]
+async fn resync_after_a_reconnection_sees_the_replay_position() {
+    let fake = fake("01", Replay::Manual).await;
+    let c = connected(&fake, options()).await;
+    let timeline = fake.recording().timeline().to_vec();
+    // Up to the answer of the call: both Local pairs are up.
+    let answered = timeline
+        .iter()
+        .position(|e| e.event() == Some("BridgeEnter"))
+        .expect("a bridge")
+        + 1;
+    fake.replay_next(answered);
+    fake.drop_connections();
+    wait_session(&mut c.client.link(), 2).await;
+    let live: Vec<String> = {
+        let mut alive = Vec::new();
+        for e in &timeline[..answered] {
+            match e.event() {
+                Some("Newchannel") => alive.push(e.get("Uniqueid").expect("id").to_owned()),
+                Some("Hangup") => alive.retain(|u| Some(u.as_str()) != e.get("Uniqueid")),
+                _ => {}
+            }
+        }
+        alive
+    };
+    let channels = c.client.core_show_channels().await.expect("mid-call");
+    let ids: Vec<_> = channels.iter().filter_map(|e| e.get("Uniqueid")).collect();
+    assert_eq!(ids, live);
+    assert!(!ids.is_empty());
+    let bridged = channels.iter().filter(|e| e.get("BridgeId") != Some("")).count();
+    assert_eq!(bridged, 1, "one BridgeEnter replayed so far: {channels:?}");
+    // Local devices are not in Asterisk's device state cache: none listed.
+    assert_eq!(c.client.device_state_list().await.expect("devices"), []);
+
+    fake.replay_all();
+    fake.drop_connections();
+    wait_session(&mut c.client.link(), 3).await;
+    assert_eq!(c.client.core_show_channels().await.expect("after the call"), []);
+}
+
+#[tokio::test]
+async fn device_and_hint_lists_follow_the_replayed_changes() {
+    let fake = fake("21", Replay::Manual).await;
+    let c = connected(&fake, options()).await;
+    // No recorded DeviceStateList in 21: nothing known before the first change.
+    assert_eq!(c.client.device_state_list().await.expect("devices"), []);
+    assert_eq!(c.client.extension_state_list().await.expect("hints"), []);
+    let timeline = fake.recording().timeline().to_vec();
+    let ringing = timeline
+        .iter()
+        .position(|e| e.event() == Some("DeviceStateChange") && e.get("State") == Some("RINGING"))
+        .expect("a ringing device");
+    fake.replay_next(ringing + 1);
+    let state_of = |list: &[AmiMessage], device: &str| {
+        list.iter()
+            .find(|d| d.get("Device") == Some(device))
+            .and_then(|d| d.get("State"))
+            .map(str::to_owned)
+    };
+    let devices = c.client.device_state_list().await.expect("devices");
+    assert_eq!(
+        state_of(&devices, timeline[ringing].get("Device").expect("device")).as_deref(),
+        Some("RINGING")
+    );
+    assert!(devices.iter().all(|d| d.event() == Some("DeviceStateChange")));
+
+    fake.replay_all();
+    let devices = c.client.device_state_list().await.expect("devices");
+    let last = |device: &str| {
+        timeline
+            .iter()
+            .rev()
+            .find(|e| e.event() == Some("DeviceStateChange") && e.get("Device") == Some(device))
+            .and_then(|e| e.get("State"))
+            .map(str::to_owned)
+    };
+    assert_eq!(devices.len(), 2);
+    for d in ["PJSIP/2001", "PJSIP/2002"] {
+        assert_eq!(state_of(&devices, d), last(d), "{d}");
+    }
+    let hints = c.client.extension_state_list().await.expect("hints");
+    let last_hint = timeline
+        .iter()
+        .rev()
+        .find(|e| e.event() == Some("ExtensionStatus"))
+        .expect("a hint change");
+    let keys: Vec<_> = hints[0].headers().map(|(k, _)| k).collect();
+    assert_eq!(
+        keys,
+        ["Event", "ActionID", "Exten", "Context", "Hint", "Status", "StatusText"]
+    );
+    let same = hints
+        .iter()
+        .find(|h| h.get("Exten") == last_hint.get("Exten") && h.get("Context") == last_hint.get("Context"))
+        .expect("listed");
+    assert_eq!(same.get("Status"), last_hint.get("Status"));
+    assert_eq!(same.get("StatusText"), last_hint.get("StatusText"));
+}
+
+#[tokio::test]
+async fn scripted_answers_win_over_the_model() {
+    let fake = fake("14", Replay::Manual).await;
+    let c = connected(&fake, options()).await;
+    fake.replay_until("csc-busy");
+    let item = AmiMessage::new()
+        .with("Event", "CoreShowChannel")
+        .with("ActionID", "x")
+        .with("Channel", "PJSIP/scripted-1");
+    fake.respond_with(
+        "coreshowchannels",
+        Some(vec![
+            AmiMessage::new()
+                .with("Response", "Success")
+                .with("ActionID", "x")
+                .with("EventList", "start"),
+            item,
+            AmiMessage::new()
+                .with("Event", "CoreShowChannelsComplete")
+                .with("ActionID", "x")
+                .with("EventList", "Complete")
+                .with("ListItems", "1"),
+        ]),
+    );
+    let channels = c.client.core_show_channels().await.expect("scripted");
+    assert_eq!(channels.len(), 1);
+    assert_eq!(channels[0].get("Channel"), Some("PJSIP/scripted-1"));
+    fake.respond_with("CoreShowChannels", None);
+    assert_eq!(c.client.core_show_channels().await.expect("model").len(), 4);
 }
 
 #[tokio::test]

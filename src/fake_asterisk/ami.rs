@@ -23,11 +23,16 @@
 //!   [`FakeAmiOptions::secret`] and answers with the recorded success response, or with
 //!   `Response: Error` / `Message: Authentication failed` and closes the connection (what
 //!   Asterisk's manager does; no recording has a failed login);
-//! * answers an action with the replies of the recorded exchange of the same action name
-//!   whose other headers match best, `ActionID` rewritten to the client's. When an action was
-//!   recorded several times with the same headers (`CoreShowChannels` while idle, then during
-//!   a call), the fake picks the last one recorded at or before the current timeline position
-//!   (the first one if none), so the answer matches the state the replayed events describe;
+//! * answers `CoreShowChannels`, `DeviceStateList` and `ExtensionStateList` (what accentd
+//!   resyncs with after a reconnection) from the state the replayed events describe, like a
+//!   real Asterisk at that point of the timeline: the live channels, the current device and
+//!   hint states, in the recorded framing ([`AmiModel`], updated
+//!   under the same lock as the replay cursor);
+//! * answers any other action with the replies of the recorded exchange of the same action
+//!   name whose other headers match best, `ActionID` rewritten to the client's. When an
+//!   action was recorded several times with the same headers, the fake picks the last one
+//!   recorded at or before the current timeline position (the first one if none), so the
+//!   answer is the one closest to the state the replayed events describe;
 //! * answers `Ping` like the recording (`Ping: Pong` and a `Timestamp`), also in scenarios
 //!   that never pinged; `Logoff` with the recorded `Response: Goodbye`, then closes;
 //! * answers an action it has no recording for with the `Response: Error` Asterisk uses for
@@ -40,7 +45,7 @@
 //! * misbehaves on demand: [`FakeAmi::drop_connections`], [`FakeAmi::pause_accept`]
 //!   (connections refused), [`FakeAmi::stall`] (actions read but never answered),
 //!   [`FakeAmi::send_raw`] (any bytes, garbage included), [`FakeAmi::respond_with`]
-//!   (a scripted answer).
+//!   (a scripted answer, which wins over the model and the recording).
 //!
 //! Garbage from a client is logged and skipped (the framer resynchronizes at the next blank
 //! line); nothing a client sends can make it panic.
@@ -58,6 +63,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::ami_model::AmiModel;
 use super::scenario::Scenario;
 use crate::ami::frame::{AmiFramer, AmiMessage, Frame, FrameLimits, MessageKind};
 
@@ -323,6 +329,8 @@ struct Conn {
 #[derive(Default)]
 struct State {
     cursor: usize,
+    /// The state the replayed events describe, for the list actions (moves with `cursor`).
+    model: AmiModel,
     conns: HashMap<u64, Conn>,
     next_conn: u64,
     overrides: HashMap<String, Vec<AmiMessage>>,
@@ -359,6 +367,7 @@ impl Shared {
         let mut bytes = Vec::new();
         for msg in &self.recording.timeline[start..end] {
             msg.write_to(&mut bytes);
+            st.model.apply(msg);
         }
         st.cursor = end;
         let bytes = Bytes::from(bytes);
@@ -406,11 +415,13 @@ impl FakeAmi {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let credentials = (options.user.clone(), options.secret.clone());
+        let model = AmiModel::seeded(&recording);
         let shared = Arc::new(Shared {
             recording,
             options,
             state: Mutex::new(State {
                 credentials,
+                model,
                 ..State::default()
             }),
             stalled: AtomicBool::new(false),
@@ -447,7 +458,7 @@ impl FakeAmi {
     }
 
     /// Replays the timeline up to where the response to the recorded action `action_id` was
-    /// sent (so that a resync action then gets the answer recorded at that moment).
+    /// sent (so that an action then sees the state Asterisk was in when it answered that one).
     pub fn replay_until(&self, action_id: &str) -> usize {
         let Some(pos) = self.shared.recording.exchange(action_id).map(|e| e.timeline_pos) else {
             return 0;
@@ -500,7 +511,7 @@ impl FakeAmi {
     }
 
     /// From now on, answer `action` (any case) with `replies` (`ActionID` rewritten) instead
-    /// of the recording; `None` goes back to the recording. Not for Login and Logoff.
+    /// of the model or the recording; `None` goes back to them. Not for Login and Logoff.
     pub fn respond_with(&self, action: &str, replies: Option<Vec<AmiMessage>>) {
         let key = action.to_ascii_lowercase();
         let mut st = self.shared.state();
@@ -762,6 +773,12 @@ fn handle(shared: &Shared, conn: u64, msg: AmiMessage) -> (Vec<u8>, Flow) {
     }
     if let Some(replies) = st.overrides.get(&name.to_ascii_lowercase()) {
         for r in replies {
+            with_action_id(r, id).write_to(&mut out);
+        }
+        return (out, Flow::Continue);
+    }
+    if let Some(replies) = st.model.answer(name) {
+        for r in &replies {
             with_action_id(r, id).write_to(&mut out);
         }
         return (out, Flow::Continue);

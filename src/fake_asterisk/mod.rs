@@ -5,9 +5,12 @@
 //!
 //! - [`scenario`]: finds and reads one recorded scenario folder.
 //! - [`ami`]: the AMI TCP server ([`ami::FakeAmi`]).
+//! - [`ami_model`]: the channels, device and hint states at the AMI replay position, which
+//!   answer the list actions.
 //! - [`ari`]: the ARI HTTP + websocket server ([`ari::FakeAri`]).
 
 pub mod ami;
+pub mod ami_model;
 pub mod ari;
 pub mod scenario;
 
