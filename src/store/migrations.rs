@@ -11,6 +11,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("sql/001_meta.sql")),
         M::up(include_str!("../auth/sql/001_auth.sql")),
+        M::up(include_str!("../cel/sql/001_cel.sql")),
     ])
 }
 
