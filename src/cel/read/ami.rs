@@ -37,7 +37,7 @@ const HEADERS: [(&str, Field); 21] = [
     ("PeerAccount", Field::PeerAccount),
     ("UniqueID", Field::UniqueId),
     ("LinkedID", Field::LinkedId),
-    ("Userfield", Field::UserField),
+    ("Userfield", Field::Userfield),
     ("Peer", Field::Peer),
     ("Extra", Field::Extra),
     ("TenantID", Field::TenantId),

@@ -53,7 +53,7 @@ pub(crate) enum Field {
     PeerAccount,
     UniqueId,
     LinkedId,
-    UserField,
+    Userfield,
     Peer,
     Extra,
     TenantId,
@@ -82,7 +82,7 @@ pub(crate) const CUSTOM_ORDER: [Field; FIELD_COUNT] = [
     Field::PeerAccount,
     Field::UniqueId,
     Field::LinkedId,
-    Field::UserField,
+    Field::Userfield,
     Field::Peer,
     Field::Extra,
     Field::TenantId,
@@ -114,7 +114,7 @@ impl Field {
             "peeraccount" | "peeracct" => Field::PeerAccount,
             "uniqueid" => Field::UniqueId,
             "linkedid" => Field::LinkedId,
-            "userfield" => Field::UserField,
+            "userfield" => Field::Userfield,
             "peer" => Field::Peer,
             "extra" | "eventextra" => Field::Extra,
             "tenantid" => Field::TenantId,
@@ -142,7 +142,7 @@ impl Field {
             Field::PeerAccount => "peeraccount",
             Field::UniqueId => "uniqueid",
             Field::LinkedId => "linkedid",
-            Field::UserField => "userfield",
+            Field::Userfield => "userfield",
             Field::Peer => "peer",
             Field::Extra => "extra",
             Field::TenantId => "tenantid",
@@ -261,7 +261,7 @@ impl RawRow {
         cel.peeraccount = self.take(Field::PeerAccount);
         cel.uniqueid = self.take(Field::UniqueId);
         cel.linkedid = self.take(Field::LinkedId);
-        cel.userfield = self.take(Field::UserField);
+        cel.userfield = self.take(Field::Userfield);
         cel.peer = self.take(Field::Peer);
         cel.extra = self.take(Field::Extra);
         cel.tenantid = self.take(Field::TenantId);
@@ -339,6 +339,10 @@ pub fn open_file(path: &Path) -> Result<CelRows, CelError> {
     let mut reader = BufReader::new(raw);
     let mut first = Vec::new();
     reader.read_until(b'\n', &mut first).map_err(io)?;
+    if first.is_empty() {
+        // An empty file (a quiet day, a scenario without calls) is a CEL file without rows.
+        return Ok(Box::new(std::iter::empty()));
+    }
     let kind = detect(&String::from_utf8_lossy(&first));
     // Put the first line back in front of the rest.
     let whole = BufReader::new(Cursor::new(first).chain(reader));
@@ -393,5 +397,24 @@ mod tests {
         assert!(layout.is_cel());
         assert_eq!(layout.missing(), vec!["linkedid"]);
         assert_eq!(layout.fields().count(), 19);
+    }
+
+    proptest::proptest! {
+        /// No input makes a reader or the time and extra parsers panic.
+        #[test]
+        fn nothing_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400), text in ".{0,60}") {
+            let _ = EventTime::parse(&text);
+            let _ = crate::cel::Extra::parse(&text).pairs();
+            let _ = detect(&text);
+            let _ = custom_csv::CustomCsvReader::new(&bytes[..], "p").count();
+            let _ = dump::DumpReader::new(&bytes[..], "p").count();
+            let _ = jsonl::JsonlReader::new(&bytes[..], "p").count();
+            let mut dump = b"id|eventtype|eventtime|extra\n".to_vec();
+            dump.extend_from_slice(&bytes);
+            let _ = dump::DumpReader::new(&dump[..], "p").count();
+            let mut csv = b"eventtype,eventtime,extra\n".to_vec();
+            csv.extend_from_slice(&bytes);
+            let _ = custom_csv::CustomCsvReader::new(&csv[..], "p").count();
+        }
     }
 }
