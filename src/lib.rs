@@ -13,6 +13,8 @@
 //! - [`ari`]: the Asterisk REST Interface: typed models and events, the REST
 //!   client and the events websocket client.
 //! - [`fake_asterisk`]: a fake Asterisk replaying the recorded sessions (tests, demos).
+//! - [`cel`]: CEL rows (the input of call logs): the record, a reader per source (AMI, cel_custom
+//!   CSV/JSON, cel_sqlite3_custom, SQL dumps) and the `cel` table.
 //! - [`control`]: the live state of the PBX (channels, bridges, calls, device states) built
 //!   from the AMI and ARI events, with a change stream.
 //! - [`calllog`]: call-logd: call logs from CEL and the `/api/call-logd/1.0` API.
@@ -25,6 +27,7 @@ pub mod ari;
 pub mod auth;
 pub mod bus;
 pub mod calllog;
+pub mod cel;
 pub mod config;
 pub mod control;
 pub mod fake_asterisk;
