@@ -41,6 +41,39 @@ pub struct Config {
     pub auth: AuthConfig,
     pub ari: AriConfig,
     pub ami: AmiConfig,
+    pub call_logs: CallLogsConfig,
+}
+
+/// call-logd: the nightly catch-up and the retention of call logs and CELs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallLogsConfig {
+    /// Local time of day (`HH:MM`) of the daily generation for what the live path missed
+    /// (upstream's cron runs at 04:25).
+    pub generate_at: String,
+    /// How many days of CELs the daily generation goes back.
+    pub generate_days: u32,
+    /// Call logs and CELs older than this many days are purged daily; 0 keeps them forever.
+    pub retention_days: u32,
+}
+
+impl Default for CallLogsConfig {
+    fn default() -> Self {
+        CallLogsConfig {
+            generate_at: "04:25".into(),
+            generate_days: 1,
+            retention_days: 0,
+        }
+    }
+}
+
+impl CallLogsConfig {
+    /// `generate_at` as (hour, minute); `None` when malformed (refused by validation).
+    pub fn generate_time(&self) -> Option<(u8, u8)> {
+        let (h, m) = self.generate_at.trim().split_once(':')?;
+        let (h, m) = (h.parse::<u8>().ok()?, m.parse::<u8>().ok()?);
+        (h < 24 && m < 60).then_some((h, m))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -192,6 +225,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             ari: AriConfig::default(),
             ami: AmiConfig::default(),
+            call_logs: CallLogsConfig::default(),
         }
     }
 }
@@ -300,6 +334,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ACCENTD_AMI_ADDR", "AMI host:port, e.g. 127.0.0.1:5038"),
     ("ACCENTD_AMI_USER", "AMI user"),
     ("ACCENTD_AMI_PASSWORD", "AMI secret"),
+    (
+        "ACCENTD_CALL_LOGS_GENERATE_AT",
+        "HH:MM of the daily call-log catch-up (default 04:25)",
+    ),
+    (
+        "ACCENTD_CALL_LOGS_GENERATE_DAYS",
+        "days of CELs it goes back (default 1)",
+    ),
+    (
+        "ACCENTD_CALL_LOGS_RETENTION_DAYS",
+        "purge call logs and CELs older than this (default 0: keep)",
+    ),
 ];
 
 impl Config {
@@ -454,6 +500,9 @@ impl Config {
         set!("ACCENTD_AMI_ADDR", self.ami.addr, str);
         set!("ACCENTD_AMI_USER", self.ami.user, str);
         set!("ACCENTD_AMI_PASSWORD", self.ami.password, str);
+        set!("ACCENTD_CALL_LOGS_GENERATE_AT", self.call_logs.generate_at, str);
+        set!("ACCENTD_CALL_LOGS_GENERATE_DAYS", self.call_logs.generate_days, parse);
+        set!("ACCENTD_CALL_LOGS_RETENTION_DAYS", self.call_logs.retention_days, parse);
         Ok(())
     }
 
@@ -492,6 +541,12 @@ impl Config {
             return Err(invalid(
                 "auth.argon2",
                 "invalid argon2 parameters (m_cost >= 8*p_cost KiB, t_cost >= 1, p_cost >= 1)",
+            ));
+        }
+        if self.call_logs.generate_time().is_none() {
+            return Err(invalid(
+                "call_logs.generate_at",
+                format!("expected HH:MM (got {:?})", self.call_logs.generate_at),
             ));
         }
         if a.throttle.window == 0 {
@@ -583,6 +638,7 @@ mod tests {
             ("ACCENTD_TLS_SELF_SIGNED", "maybe"),
             ("ACCENTD_AUTH_ARGON2_T_COST", "-1"),
             ("ACCENTD_LOG_FORMAT", "xml"),
+            ("ACCENTD_CALL_LOGS_RETENTION_DAYS", "-3"),
         ] {
             let err = Config::load_with_env(None, env_of(&[(name, value)])).expect_err(name);
             assert!(err.to_string().contains(name), "{err}");
@@ -601,10 +657,29 @@ mod tests {
             ),
             ("ACCENTD_TLS_CERT", "/tmp/c.pem", "tls.cert"),
             ("ACCENTD_AUTH_ARGON2_T_COST", "0", "auth.argon2"),
+            ("ACCENTD_CALL_LOGS_GENERATE_AT", "4h25", "call_logs.generate_at"),
+            ("ACCENTD_CALL_LOGS_GENERATE_AT", "24:00", "call_logs.generate_at"),
         ] {
             let err = Config::load_with_env(None, env_of(&[(name, value)])).expect_err(name);
             assert!(err.to_string().contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn call_logs_schedule_and_retention() {
+        let c = Config::load_with_env(None, env_of(&[])).expect("defaults");
+        assert_eq!(c.call_logs.generate_time(), Some((4, 25)));
+        assert_eq!(c.call_logs.retention_days, 0);
+        let c = Config::load_with_env(
+            None,
+            env_of(&[
+                ("ACCENTD_CALL_LOGS_GENERATE_AT", "23:05"),
+                ("ACCENTD_CALL_LOGS_RETENTION_DAYS", "365"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(c.call_logs.generate_time(), Some((23, 5)));
+        assert_eq!(c.call_logs.retention_days, 365);
     }
 
     #[test]
