@@ -182,9 +182,7 @@ fn user_forward(d: &mut Draft, cel: &Cel) {
     if !d.forwarded {
         let extra = cel.extra();
         d.log.requested_internal_exten = extra.field("num").or(d.log.requested_internal_exten.take());
-        d.log.requested_internal_context = extra
-            .field("context")
-            .or(d.log.requested_internal_context.take());
+        d.log.requested_internal_context = extra.field("context").or(d.log.requested_internal_context.take());
         if let Some(name) = extra.field("name") {
             d.log.requested_name = Some(decode_name(&name));
         }
@@ -242,7 +240,10 @@ fn destination(d: &mut Draft, cel: &Cel) {
             let name = extra.field("name").map(|n| decode_name(&n));
             details.insert("type".into(), "user".into());
             details.insert("user_uuid".into(), user_uuid.to_string().into());
-            details.insert("user_name".into(), name.clone().map(Value::String).unwrap_or(Value::Null));
+            details.insert(
+                "user_name".into(),
+                name.clone().map(Value::String).unwrap_or(Value::Null),
+            );
             d.name_user(NamedUser {
                 user_uuid,
                 role: Role::Destination,

@@ -120,8 +120,7 @@ pub(crate) fn named(cel: &Cel, name: &str) -> bool {
 /// A bridge entered for hold music or parking-like waits (`holding_bridge`) is not an answer
 /// (section 3.4, BRIDGE_ENTER).
 pub(crate) fn is_holding_bridge(cel: &Cel) -> bool {
-    cel.extra.contains("holding_bridge")
-        && cel.extra().get("bridge_technology").as_deref() == Some("holding_bridge")
+    cel.extra.contains("holding_bridge") && cel.extra().get("bridge_technology").as_deref() == Some("holding_bridge")
 }
 
 /// The recording's uuid is the file name's stem (`…/tenants/<tenant>/monitor/<uuid>.wav`).

@@ -163,10 +163,7 @@ mod tests {
         assert_eq!(incomplete.len(), 2);
         assert_eq!(incomplete[0].linkedids, vec!["1.1", "2.1", "3.1"]);
         assert_eq!(incomplete[0].cels.len(), 7);
-        assert!(incomplete[0]
-            .cels
-            .windows(2)
-            .all(|w| w[0].eventtime <= w[1].eventtime));
+        assert!(incomplete[0].cels.windows(2).all(|w| w[0].eventtime <= w[1].eventtime));
         assert_eq!(incomplete[1].linkedids, vec!["9.1"]);
     }
 

@@ -36,9 +36,7 @@ pub fn identity(channame: &str) -> Option<String> {
         return None;
     }
     let name = match rest.rsplit_once('-') {
-        Some((name, seq)) if !name.is_empty() && !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            name
-        }
+        Some((name, seq)) if !name.is_empty() && !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_hexdigit()) => name,
         _ => rest,
     };
     Some(format!("{tech}/{name}").to_lowercase())
@@ -46,9 +44,7 @@ pub fn identity(channame: &str) -> Option<String> {
 
 /// True for a Local channel (`Local/1001@caller-0000001d;1`).
 pub fn is_local(channame: &str) -> bool {
-    channame
-        .get(..6)
-        .is_some_and(|p| p.eq_ignore_ascii_case("local/"))
+    channame.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("local/"))
 }
 
 /// A fixed map of identities, for tests and tools.
@@ -162,7 +158,8 @@ mod tests {
     #[test]
     fn store_lines_load_and_skip_bad_rows() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(include_str!("../../calllog/sql/002_line_identity.sql")).unwrap();
+        conn.execute_batch(include_str!("../../calllog/sql/002_line_identity.sql"))
+            .unwrap();
         let tx = conn.transaction().unwrap();
         tx.execute_batch(
             "INSERT INTO calllog_line VALUES ('pjsip/2001', 7, '9f1c2b3a-0000-4000-8000-000000002001', \

@@ -82,7 +82,11 @@ fn check(group: &CelGroup) -> Result<(), GenerateError> {
 
 /// The call log of one complete group; `Ok(None)` when the rules discard it (no start, no
 /// source name nor number, an originate missing its legs).
-pub fn generate(group: &CelGroup, lines: &dyn LineResolver, default_tenant: Uuid) -> Result<Option<CallLog>, GenerateError> {
+pub fn generate(
+    group: &CelGroup,
+    lines: &dyn LineResolver,
+    default_tenant: Uuid,
+) -> Result<Option<CallLog>, GenerateError> {
     check(group)?;
     let draft = if local_originate::applies(&group.cels) {
         local_originate::interpret(&group.cels)
@@ -108,7 +112,11 @@ pub fn generate(group: &CelGroup, lines: &dyn LineResolver, default_tenant: Uuid
 /// callee; caller rows are read first (direction and destination details must be known when
 /// the callees are read), then callee rows, each in time order.
 fn dispatch(cels: &[Cel]) -> Option<Draft> {
-    let caller_id = cels.iter().find(|c| c.eventtype == EventType::ChanStart)?.uniqueid.as_str();
+    let caller_id = cels
+        .iter()
+        .find(|c| c.eventtype == EventType::ChanStart)?
+        .uniqueid
+        .as_str();
     let callees: BTreeSet<&str> = cels
         .iter()
         .filter(|c| c.eventtype == EventType::ChanStart && c.uniqueid != caller_id)

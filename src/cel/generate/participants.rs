@@ -29,7 +29,10 @@ pub(crate) fn finish(d: Draft, lines: &dyn LineResolver, default_tenant: Uuid) -
     let answered = log.answer_us.is_some();
     log.recordings = recordings(d.recordings, answered);
     let (source_peer, destination_peer) = (
-        log.destination_exten.clone().or_else(|| log.requested_exten.clone()).unwrap_or_default(),
+        log.destination_exten
+            .clone()
+            .or_else(|| log.requested_exten.clone())
+            .unwrap_or_default(),
         log.source_exten.clone(),
     );
     log.participants = resolved
@@ -121,8 +124,8 @@ fn fill_internal(log: &mut CallLog, resolved: &[Resolved]) {
         log.source_internal_exten = o.exten.clone();
         log.source_internal_context = o.context.clone();
     }
-    let destination = owner_of(&|p| p.role == Role::Destination && p.answered)
-        .or_else(|| owner_of(&|p| p.role == Role::Destination));
+    let destination =
+        owner_of(&|p| p.role == Role::Destination && p.answered).or_else(|| owner_of(&|p| p.role == Role::Destination));
     if let Some(o) = destination {
         log.destination_internal_exten = o.exten.clone();
         log.destination_internal_context = o.context.clone();
