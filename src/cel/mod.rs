@@ -12,6 +12,7 @@
 pub mod error;
 pub mod eventtime;
 pub mod extra;
+pub mod generate;
 pub mod read;
 pub mod record;
 pub mod store;

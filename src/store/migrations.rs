@@ -13,6 +13,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../auth/sql/001_auth.sql")),
         M::up(include_str!("../calllog/sql/001_call_log.sql")),
         M::up(include_str!("../cel/sql/001_cel.sql")),
+        M::up(include_str!("../calllog/sql/002_line_identity.sql")),
     ])
 }
 

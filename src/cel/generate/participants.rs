@@ -1,0 +1,174 @@
+//! From a finished draft to the call log (section 3.7): channels resolved to users through
+//! their lines, users named by extras, tenant, recordings, and the discard rule.
+
+use uuid::Uuid;
+
+use super::draft::{Channel, Draft};
+use super::lines::{LineOwner, LineResolver};
+use crate::calllog::cdr::model::{CallLog, Participant, Recording, Role};
+
+/// A resolved participant and the line owner behind it (for the internal fields).
+struct Resolved {
+    participant: Participant,
+    owner: Option<LineOwner>,
+}
+
+/// Turns the draft into the call log, or `None` when it has no start or no source name nor
+/// number (section 3.7: such logs are discarded).
+pub(crate) fn finish(d: Draft, lines: &dyn LineResolver, default_tenant: Uuid) -> Option<CallLog> {
+    let start = d.start?;
+    if d.log.source_name.is_empty() && d.log.source_exten.is_empty() {
+        return None;
+    }
+    let mut log = d.log;
+    log.start_us = start;
+    let mut resolved = from_channels(&d.channels, lines);
+    add_named_users(&mut resolved, &d.named_users);
+    fill_internal(&mut log, &resolved);
+    log.tenant_uuid = tenant(&resolved, d.extra_tenant, default_tenant);
+    let answered = log.answer_us.is_some();
+    log.recordings = recordings(d.recordings, answered);
+    let (source_peer, destination_peer) = (
+        log.destination_exten
+            .clone()
+            .or_else(|| log.requested_exten.clone())
+            .unwrap_or_default(),
+        log.source_exten.clone(),
+    );
+    log.participants = resolved
+        .into_iter()
+        .map(|mut r| {
+            r.participant.peer_exten = match r.participant.role {
+                Role::Source => source_peer.clone(),
+                Role::Destination => destination_peer.clone(),
+            };
+            r.participant
+        })
+        .collect();
+    Some(log)
+}
+
+/// Each channel's line resolved to its user; several channels of one line keep the answered
+/// one, else the last (a user rung twice is one participant).
+fn from_channels(channels: &[Channel], lines: &dyn LineResolver) -> Vec<Resolved> {
+    let mut out: Vec<Resolved> = Vec::new();
+    for channel in channels {
+        let Some(owner) = channel.identity.as_deref().and_then(|i| lines.resolve(i)) else {
+            continue;
+        };
+        let participant = Participant {
+            user_uuid: owner.user_uuid,
+            line_id: Some(owner.line_id),
+            role: channel.role,
+            tags: owner.tags.clone(),
+            answered: channel.answered,
+            requested: false,
+            peer_exten: String::new(),
+        };
+        let same_line = out
+            .iter()
+            .position(|r| r.participant.line_id == participant.line_id && r.participant.role == participant.role);
+        match same_line {
+            Some(i) if out[i].participant.answered && !participant.answered => {}
+            Some(i) => {
+                out[i] = Resolved {
+                    participant,
+                    owner: Some(owner),
+                }
+            }
+            None => out.push(Resolved {
+                participant,
+                owner: Some(owner),
+            }),
+        }
+    }
+    out
+}
+
+/// Users named by extras: the requested flag goes to the user's channel participant when it
+/// has one; otherwise they join without having answered.
+fn add_named_users(resolved: &mut Vec<Resolved>, named: &[super::draft::NamedUser]) {
+    for user in named {
+        let known = resolved
+            .iter_mut()
+            .find(|r| r.participant.user_uuid == user.user_uuid && r.participant.role == user.role);
+        match known {
+            Some(r) => r.participant.requested |= user.requested,
+            None => resolved.push(Resolved {
+                participant: Participant {
+                    user_uuid: user.user_uuid,
+                    line_id: None,
+                    role: user.role,
+                    tags: Vec::new(),
+                    answered: false,
+                    requested: user.requested,
+                    peer_exten: String::new(),
+                },
+                owner: None,
+            }),
+        }
+    }
+}
+
+/// The users' own identities: the source's main extension, the answering destination's, and
+/// the requested user's when no forward named it.
+fn fill_internal(log: &mut CallLog, resolved: &[Resolved]) {
+    let owner_of = |pick: &dyn Fn(&Participant) -> bool| {
+        resolved
+            .iter()
+            .find(|r| pick(&r.participant))
+            .and_then(|r| r.owner.as_ref())
+    };
+    if let Some(o) = owner_of(&|p| p.role == Role::Source) {
+        log.source_internal_name = Some(o.user_name.clone()).filter(|n| !n.is_empty());
+        log.source_internal_exten = o.exten.clone();
+        log.source_internal_context = o.context.clone();
+    }
+    let destination =
+        owner_of(&|p| p.role == Role::Destination && p.answered).or_else(|| owner_of(&|p| p.role == Role::Destination));
+    if let Some(o) = destination {
+        log.destination_internal_exten = o.exten.clone();
+        log.destination_internal_context = o.context.clone();
+    }
+    if log.requested_internal_exten.is_none() {
+        if let Some(o) = owner_of(&|p| p.requested) {
+            log.requested_internal_exten = o.exten.clone();
+            log.requested_internal_context = o.context.clone();
+        }
+    }
+}
+
+/// Tenant: the participants' (source first), else the dialplan's extras, else ours. (The
+/// requested context's tenant needs confd's contexts: not available yet.)
+fn tenant(resolved: &[Resolved], extra: Option<Uuid>, default: Uuid) -> Uuid {
+    let of = |role: Role| {
+        resolved
+            .iter()
+            .filter(|r| r.participant.role == role)
+            .find_map(|r| r.owner.as_ref().map(|o| o.tenant_uuid))
+    };
+    of(Role::Source)
+        .or_else(|| of(Role::Destination))
+        .or(extra)
+        .unwrap_or(default)
+}
+
+/// Unanswered calls keep no recordings; segments of the same file (paused and resumed) are
+/// merged; segments that never stopped were dropped before (they have no end).
+fn recordings(mut segments: Vec<Recording>, answered: bool) -> Vec<Recording> {
+    if !answered {
+        return Vec::new();
+    }
+    segments.sort_by_key(|r| (r.start_us, r.uuid));
+    let mut out: Vec<Recording> = Vec::new();
+    for seg in segments.into_iter().filter(|r| r.end_us >= r.start_us) {
+        match out.iter_mut().find(|r| r.uuid == seg.uuid) {
+            Some(r) => {
+                r.start_us = r.start_us.min(seg.start_us);
+                r.end_us = r.end_us.max(seg.end_us);
+            }
+            None => out.push(seg),
+        }
+    }
+    out
+}
