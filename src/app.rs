@@ -72,7 +72,13 @@ impl App {
         status.set("store", Health::Ok, None);
         status.set("master_tenant", Health::Ok, None);
         let runtime = Arc::new(RuntimeConfig::new(debug_hook));
-        let calllog = CallLogService::new(store.clone(), bus.clone(), auth.clone(), status.clone());
+        let calllog = CallLogService::new(
+            store.clone(),
+            bus.clone(),
+            auth.clone(),
+            status.clone(),
+            config.call_logs.clone(),
+        );
         Ok(App {
             calllog,
             config,
@@ -190,6 +196,18 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
             shutdown.clone(),
         ));
     }
+    if let Some(ami) = &app.ami {
+        tasks.push(crate::calllog::live::spawn(
+            app.calllog.clone(),
+            ami,
+            crate::calllog::live::LiveOptions::default(),
+            shutdown.clone(),
+        ));
+    }
+    tasks.extend(crate::calllog::batch::spawn_daily(
+        app.calllog.clone(),
+        shutdown.clone(),
+    ));
     tasks.push(tokio::spawn(crate::api::server::serve(
         listener,
         app.routes(),

@@ -40,7 +40,45 @@ enum Command {
     Serve,
     /// Check the configuration and print it (secrets omitted).
     CheckConfig,
+    /// Call logs: generate them from CELs (catch-up), or delete them.
+    #[command(subcommand)]
+    CallLogs(CallLogsCommand),
 }
+
+#[derive(Subcommand)]
+enum CallLogsCommand {
+    /// Generate call logs from CELs: stored ones (`--days`, `--last`, default the last 20,000
+    /// rows) or a file (stored first, so later runs can use them).
+    Generate {
+        /// The CELs of the last N days.
+        #[arg(long, group = "source")]
+        days: Option<u32>,
+        /// The calls of the N most recent CEL rows.
+        #[arg(long, group = "source")]
+        last: Option<u32>,
+        /// A CEL file: Asterisk's cel_custom CSV or JSON lines, or a pipe-delimited SQL dump
+        /// (told apart by the first line; `.gz` accepted).
+        #[arg(long, group = "source", value_name = "FILE")]
+        cel_csv: Option<PathBuf>,
+        /// An Asterisk cel_sqlite3_custom database.
+        #[arg(long, group = "source", value_name = "FILE")]
+        cel_sqlite: Option<PathBuf>,
+        /// Generate and report, but write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete call logs and their CELs: all of them, or those older than N days.
+    #[command(group(clap::ArgGroup::new("what").required(true)))]
+    Delete {
+        #[arg(long, group = "what")]
+        all: bool,
+        #[arg(long, group = "what")]
+        days: Option<u32>,
+    },
+}
+
+/// Upstream's default batch: the last 20,000 CELs.
+const DEFAULT_LAST: u32 = 20_000;
 
 /// Installs the subscriber; returns the hook PATCH /config uses to switch
 /// debug logging on and off at run time.
@@ -85,6 +123,17 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::CallLogs(cmd) => {
+            let _ = init_logging(&config);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("accentd: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            runtime.block_on(call_logs(config, cmd))
+        }
         Command::Serve => {
             let hook = init_logging(&config);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -103,6 +152,55 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+async fn call_logs(config: Config, cmd: CallLogsCommand) -> ExitCode {
+    use accentd::calllog::batch::{self, Source};
+    let app = match accentd::app::App::init(config, None).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("accentd: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    match cmd {
+        CallLogsCommand::Generate {
+            days,
+            last,
+            cel_csv,
+            cel_sqlite,
+            dry_run,
+        } => {
+            let source = match (days, last, cel_csv, cel_sqlite) {
+                (Some(d), ..) => Source::Days(d),
+                (_, Some(n), ..) => Source::Last(n),
+                (_, _, Some(f), _) => Source::CelFile(f),
+                (_, _, _, Some(f)) => Source::CelSqlite(f),
+                _ => Source::Last(DEFAULT_LAST),
+            };
+            match batch::generate(&app.calllog, source, dry_run).await {
+                Ok(summary) => {
+                    print!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("accentd: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        CallLogsCommand::Delete { all, days } => match batch::delete(&app.calllog, if all { None } else { days }).await
+        {
+            Ok((logs, cels)) => {
+                println!("deleted {logs} call logs and {cels} CEL rows");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("accentd: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

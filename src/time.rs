@@ -36,6 +36,11 @@ pub fn local_naive(epoch: f64) -> String {
 
 static LOCAL_OFFSET: std::sync::OnceLock<UtcOffset> = std::sync::OnceLock::new();
 
+/// The local UTC offset captured at start (UTC if it could not be read).
+pub fn local_offset() -> UtcOffset {
+    *LOCAL_OFFSET.get_or_init(|| UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC))
+}
+
 /// Captures the local offset; call from `main` before the runtime starts.
 pub fn init_local_offset() {
     let _ = LOCAL_OFFSET.get_or_init(|| UtcOffset::current_local_offset().unwrap_or(UtcOffset::UTC));

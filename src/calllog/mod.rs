@@ -1,11 +1,17 @@
 //! call-logd: call logs generated from CEL, and the `/api/call-logd/1.0` API that reads them.
 //!
 //! - [`cdr`]: the call log model, its store and the `/cdr` routes (JSON and CSV).
+//! - [`live`]: CEL events from the AMI link stored as they come; `LINKEDID_END` generates.
+//! - [`batch`]: `accentd call-logs generate|delete` and the daily catch-up and retention.
+//! - `generation`: what both share (store CELs, generate, store and publish logs).
 //!
 //! The generator (CEL → call logs) hands its results to [`CallLogService::store_logs`]; each
 //! conversation has at most one log, so generating again replaces instead of duplicating.
 
+pub mod batch;
 pub mod cdr;
+mod generation;
+pub mod live;
 
 use std::sync::Arc;
 
@@ -18,6 +24,7 @@ use crate::api::status::StatusRegistry;
 use crate::auth::caller::{authenticated, Caller};
 use crate::auth::AuthService;
 use crate::bus::Bus;
+use crate::config::CallLogsConfig;
 use crate::store::Store;
 
 /// Everything the call-logd part needs; one per process.
@@ -26,15 +33,26 @@ pub struct CallLogService {
     pub bus: Bus,
     pub auth: Arc<AuthService>,
     pub status: Arc<StatusRegistry>,
+    pub config: CallLogsConfig,
+    /// Counters of the live path ([`live`]).
+    pub live: live::LiveCounters,
 }
 
 impl CallLogService {
-    pub fn new(store: Store, bus: Bus, auth: Arc<AuthService>, status: Arc<StatusRegistry>) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        bus: Bus,
+        auth: Arc<AuthService>,
+        status: Arc<StatusRegistry>,
+        config: CallLogsConfig,
+    ) -> Arc<Self> {
         Arc::new(CallLogService {
             store,
             bus,
             auth,
             status,
+            config,
+            live: live::LiveCounters::default(),
         })
     }
 }

@@ -121,6 +121,27 @@ pub fn in_range(conn: &Connection, from: EventTime, until: EventTime) -> rusqlit
     rows.collect()
 }
 
+/// The linkedids with rows at or after `since`, oldest first (the batch generation of the last
+/// N days).
+pub fn linkedids_since(conn: &Connection, since: EventTime) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT linkedid FROM cel WHERE eventtime >= ?1 AND linkedid != '' GROUP BY linkedid ORDER BY MIN(eventtime)",
+    )?;
+    let rows = stmt.query_map([since.micros()], |r| r.get::<_, String>(0))?;
+    rows.collect()
+}
+
+/// The linkedids of the `n` most recent rows, oldest first (upstream's default batch: the last
+/// 20,000 CELs).
+pub fn linkedids_of_last(conn: &Connection, n: u32) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT linkedid FROM (SELECT linkedid, eventtime FROM cel ORDER BY eventtime DESC, id DESC LIMIT ?1) \
+         WHERE linkedid != '' GROUP BY linkedid ORDER BY MIN(eventtime)",
+    )?;
+    let rows = stmt.query_map([n], |r| r.get::<_, String>(0))?;
+    rows.collect()
+}
+
 /// Deletes rows older than `cutoff`; returns how many.
 pub fn delete_before(conn: &Connection, cutoff: EventTime) -> rusqlite::Result<usize> {
     conn.execute("DELETE FROM cel WHERE eventtime < ?1", [cutoff.micros()])
