@@ -119,7 +119,11 @@ fn main() -> anyhow::Result<()> {
     println!(
         "goal {:.0} rows/s: {}",
         GOAL_ROWS_PER_SEC,
-        if per_sec(best_generate) >= GOAL_ROWS_PER_SEC { "met" } else { "NOT met" }
+        if per_sec(best_generate) >= GOAL_ROWS_PER_SEC {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     Ok(())
 }
