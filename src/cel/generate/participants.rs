@@ -172,3 +172,78 @@ fn recordings(mut segments: Vec<Recording>, answered: bool) -> Vec<Recording> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cel::generate::lines::StaticLines;
+
+    fn owner(line_id: i64, user: u128) -> LineOwner {
+        LineOwner {
+            line_id,
+            user_uuid: Uuid::from_u128(user),
+            tenant_uuid: Uuid::from_u128(99),
+            tags: vec!["t".into()],
+            user_name: "U".into(),
+            exten: Some("1000".into()),
+            context: Some("default".into()),
+        }
+    }
+
+    fn channel(uniqueid: &str, identity: &str, role: Role, answered: bool) -> Channel {
+        Channel {
+            uniqueid: uniqueid.into(),
+            identity: Some(identity.into()),
+            role,
+            answered,
+        }
+    }
+
+    #[test]
+    fn one_participant_per_line_keeping_the_answered_channel() {
+        let lines = StaticLines::new()
+            .with("pjsip/a", owner(1, 1))
+            .with("pjsip/b", owner(2, 2));
+        let channels = [
+            channel("1", "pjsip/a", Role::Source, true),
+            channel("2", "pjsip/b", Role::Destination, true),
+            channel("3", "pjsip/b", Role::Destination, false),
+            channel("4", "pjsip/unknown", Role::Destination, true),
+        ];
+        let r = from_channels(&channels, &lines);
+        assert_eq!(r.len(), 2);
+        assert!(r[1].participant.answered);
+        assert_eq!(tenant(&r, None, Uuid::nil()), Uuid::from_u128(99));
+        assert_eq!(tenant(&[], Some(Uuid::from_u128(5)), Uuid::nil()), Uuid::from_u128(5));
+        assert_eq!(tenant(&[], None, Uuid::nil()), Uuid::nil());
+    }
+
+    #[test]
+    fn recordings_merge_and_vanish_unanswered() {
+        let seg = |uuid: u128, start: i64, end: i64| Recording {
+            uuid: Uuid::from_u128(uuid),
+            start_us: start,
+            end_us: end,
+            path: None,
+            deleted: false,
+        };
+        let segments = vec![seg(1, 10, 20), seg(2, 15, 30), seg(1, 25, 40)];
+        assert!(recordings(segments.clone(), false).is_empty());
+        let merged = recordings(segments, true);
+        assert_eq!(merged.len(), 2);
+        assert_eq!((merged[0].start_us, merged[0].end_us), (10, 40));
+    }
+
+    #[test]
+    fn a_draft_without_start_or_source_is_discarded() {
+        let lines = StaticLines::new();
+        assert!(finish(Draft::default(), &lines, Uuid::nil()).is_none());
+        let mut d = Draft {
+            start: Some(1),
+            ..Draft::default()
+        };
+        assert!(finish(d.clone(), &lines, Uuid::nil()).is_none());
+        d.log.source_exten = "1001".into();
+        assert_eq!(finish(d, &lines, Uuid::nil()).map(|l| l.start_us), Some(1));
+    }
+}
