@@ -115,10 +115,15 @@ impl Scope {
 
 /// Reads `?token=` out of a raw query string (websocket and download links).
 fn token_from_query(query: &str) -> Option<String> {
+    query_param(query, "token")
+}
+
+/// One parameter of a raw query string.
+fn query_param(query: &str, name: &str) -> Option<String> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(query)
         .ok()?
         .into_iter()
-        .find(|(k, _)| k == "token")
+        .find(|(k, _)| k == name)
         .map(|(_, v)| v)
 }
 
@@ -141,7 +146,9 @@ pub fn authenticated(auth: Arc<AuthService>) -> impl Filter<Extract = (Caller,),
                             reason: None,
                         })
                         .map_err(warp::reject::custom)?;
-                    resolve(auth, secret, accent.or(wazo)).map_err(warp::reject::custom)
+                    // Download links cannot set headers: `?tenant=` stands in for them.
+                    let tenant = accent.or(wazo).or_else(|| query_param(&query, "tenant"));
+                    resolve(auth, secret, tenant).map_err(warp::reject::custom)
                 }
             },
         )
