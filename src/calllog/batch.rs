@@ -159,9 +159,6 @@ pub async fn generate(svc: &CallLogService, source: Source, dry_run: bool) -> Re
             import(svc, reader, dry_run, &mut summary).await?
         }
     };
-    if dry_run && !summary.problems.is_empty() && linkedids.is_empty() {
-        return Ok(summary);
-    }
     generate_linkedids(svc, linkedids, dry_run, &mut summary).await?;
     Ok(summary)
 }

@@ -210,10 +210,10 @@ fn scope_clause(vis: &Visibility, alias: &str) -> Where {
         vis.tenants.iter().map(|t| text(t.to_string())),
     );
     if let Some(user) = vis.user {
+        // `IN` over the (user_uuid, call_log_id) index finds a user's calls directly instead of
+        // testing every call log of the scope.
         w.push(
-            format!(
-                "EXISTS (SELECT 1 FROM call_log_participant p WHERE p.call_log_id = {alias}.id AND p.user_uuid = ?)"
-            ),
+            format!("{alias}.id IN (SELECT p.call_log_id FROM call_log_participant p WHERE p.user_uuid = ?)"),
             [text(user.to_string())],
         );
     }
@@ -273,7 +273,7 @@ fn filter_clause(vis: &Visibility, q: &CdrQuery, alias: &str) -> Where {
     if !q.user_uuids.is_empty() {
         w.push(
             format!(
-                "EXISTS (SELECT 1 FROM call_log_participant p WHERE p.call_log_id = {alias}.id AND p.user_uuid IN ({}))",
+                "{alias}.id IN (SELECT p.call_log_id FROM call_log_participant p WHERE p.user_uuid IN ({}))",
                 Where::placeholders(q.user_uuids.len())
             ),
             q.user_uuids.iter().map(|u| text(u.to_string())),
@@ -336,11 +336,16 @@ pub fn search(conn: &Connection, vis: &Visibility, q: &CdrQuery) -> Result<(Vec<
         w.sql.extend(d.sql);
         w.args.extend(d.args);
     }
-    let filtered: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM call_log c WHERE {}", w.text()),
-        params_from_iter(w.args.iter()),
-        |r| r.get(0),
-    )?;
+    // No filter beyond the scope: a second count would only repeat the first.
+    let filtered: i64 = if w.sql.len() == scope.sql.len() {
+        total
+    } else {
+        conn.query_row(
+            &format!("SELECT COUNT(*) FROM call_log c WHERE {}", w.text()),
+            params_from_iter(w.args.iter()),
+            |r| r.get(0),
+        )?
+    };
     let sql = format!(
         "SELECT {COLUMNS} FROM call_log c WHERE {} ORDER BY {} {}, c.id {} LIMIT {} OFFSET {}",
         w.text(),
