@@ -14,23 +14,18 @@
 //!   of the message), which is the least a real subscriber does. This is the
 //!   honest number.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::hint::black_box;
 use std::io::Read;
 use std::time::Instant;
+use support::arg;
 
 use accentd::ami::{AmiFramer, AmiMessage, Frame, FrameLimits};
 
 /// The goal of issue 3, in events per second on one core.
 const GOAL_EVENTS_PER_SEC: f64 = 1_000_000.0;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn corpus() -> anyhow::Result<Vec<u8>> {
     let path = concat!(

@@ -12,24 +12,19 @@
 //! The store is a real one on disk (SQLite WAL) in a temporary directory; filling it takes a
 //! while and shows its progress.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::arg;
 
 use accentd::calllog::cdr::model::{CallDirection, CallLog, CdrQuery, Participant, Role, Visibility};
 use accentd::calllog::cdr::store as cdr_store;
 use accentd::cel::generate::{generate_for_linkedids, StaticLines};
 use accentd::cel::{open_file, store as cel_store, Cel, EventTime};
 use uuid::Uuid;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn open(dir: &Path) -> anyhow::Result<rusqlite::Connection> {
     // The same schema as accentd: open through the store once (migrations), then use a plain

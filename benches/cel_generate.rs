@@ -10,9 +10,13 @@
 //! * "generate": grouping plus every interpreter and participant resolution
 //!   ([`generate_all`]), the batch path's real cost.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use support::arg;
 
 use accentd::cel::generate::{generate_all, group, LineOwner, StaticLines};
 use accentd::cel::{open_file, Cel};
@@ -20,15 +24,6 @@ use uuid::Uuid;
 
 /// The goal of issue 4, in CEL rows per second.
 const GOAL_ROWS_PER_SEC: f64 = 200_000.0;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Every scenario's `cel.csv` (plain or gzip).
 fn recorded() -> anyhow::Result<Vec<Vec<Cel>>> {

@@ -110,11 +110,14 @@ impl ListParams {
 
     /// `%search%` for a LIKE, with LIKE wildcards in the term escaped (`\`).
     pub fn search_pattern(&self) -> Option<String> {
-        self.search.as_ref().map(|s| {
-            let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            format!("%{escaped}%")
-        })
+        self.search.as_deref().map(contains_pattern)
     }
+}
+
+/// `%term%` for a `LIKE … ESCAPE '\'`, with the term's own LIKE wildcards escaped.
+pub fn contains_pattern(term: &str) -> String {
+    let escaped = term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
 }
 
 /// `{"items": [...], "total": n, "filtered": n}` (auth, call-logd, chatd).

@@ -232,11 +232,7 @@ fn filter_clause(vis: &Visibility, q: &CdrQuery, alias: &str) -> Where {
     if let Some(d) = q.call_direction {
         w.push(format!("{alias}.call_direction = ?"), [text(d.as_str())]);
     }
-    let search = crate::api::list::ListParams {
-        search: q.search.clone(),
-        ..Default::default()
-    };
-    if let Some(pattern) = search.search_pattern() {
+    if let Some(pattern) = q.search.as_deref().map(crate::api::list::contains_pattern) {
         let cols = [
             "source_name",
             "source_exten",
