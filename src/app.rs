@@ -18,6 +18,8 @@ use crate::ari::{AriClient, AriEvents, AriEventsOptions};
 use crate::auth::AuthService;
 use crate::bus::Bus;
 use crate::calllog::CallLogService;
+use crate::confd::reload::{ReloadOptions, Reloader};
+use crate::confd::ConfdService;
 use crate::config::Config;
 use crate::control::{FeedOptions, Links, LiveState};
 use crate::store::Store;
@@ -41,6 +43,9 @@ pub struct App {
     /// links once [`start`] ran; empty without Asterisk.
     pub live: LiveState,
     pub calllog: Arc<CallLogService>,
+    pub confd: Arc<ConfdService>,
+    /// The reload worker's queue, taken by [`start`].
+    confd_reload_rx: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<()>>>>,
 }
 
 /// The ARI side of the Asterisk link, as the rest of accentd uses it.
@@ -79,7 +84,22 @@ impl App {
             status.clone(),
             config.call_logs.clone(),
         );
+        let live_reload = ConfdService::load_live_reload(&store)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read confd settings: {e}"))?;
+        let (reloader, reload_rx) = Reloader::new(live_reload);
+        let confd = Arc::new(ConfdService {
+            store: store.clone(),
+            bus: bus.clone(),
+            auth: auth.clone(),
+            status: status.clone(),
+            reloader,
+            body_limit: config.http.body_limit,
+            uuid,
+        });
         Ok(App {
+            confd,
+            confd_reload_rx: Arc::new(std::sync::Mutex::new(Some(reload_rx))),
             calllog,
             config,
             store,
@@ -118,6 +138,8 @@ impl App {
             .or(auth_extra)
             .unify()
             .or(crate::calllog::routes(self.calllog.clone()))
+            .unify()
+            .or(crate::confd::routes(self.confd.clone()))
             .unify()
             .or(status_route)
             .unify()
@@ -201,6 +223,17 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
             app.calllog.clone(),
             ami,
             crate::calllog::live::LiveOptions::default(),
+            shutdown.clone(),
+        ));
+    }
+    let reload_rx = app.confd_reload_rx.lock().ok().and_then(|mut rx| rx.take());
+    if let Some(rx) = reload_rx {
+        tasks.push(app.confd.reloader.spawn(
+            rx,
+            app.ami.clone(),
+            app.status.clone(),
+            None,
+            ReloadOptions::default(),
             shutdown.clone(),
         ));
     }

@@ -18,6 +18,8 @@
 //! - [`control`]: the live state of the PBX (channels, bridges, calls, device states) built
 //!   from the AMI and ARI events, with a change stream.
 //! - [`calllog`]: call-logd: call logs from CEL and the `/api/call-logd/1.0` API.
+//! - [`confd`]: provisioning (`/api/confd/1.1`): the resources, their validation and the
+//!   Asterisk reloads their changes need.
 //! - [`app`]: wiring of all of the above.
 
 pub mod ami;
@@ -28,6 +30,7 @@ pub mod auth;
 pub mod bus;
 pub mod calllog;
 pub mod cel;
+pub mod confd;
 pub mod config;
 pub mod control;
 pub mod fake_asterisk;

@@ -1,0 +1,209 @@
+//! accent-confd: the provisioning REST API under `/api/confd/1.1`. Every
+//! resource has the same layout (see `resource.rs`): a typed model with its
+//! validation, the shared document store, the five REST operations, events
+//! and the Asterisk reloads its changes need (`reload.rs`).
+
+pub mod contexts;
+pub mod docstore;
+pub mod error;
+pub mod extensions;
+pub mod reload;
+pub mod resource;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use self::error::respond;
+use self::reload::Reloader;
+use crate::api::body;
+use crate::api::error::ApiError;
+use crate::api::status::StatusRegistry;
+use crate::auth::caller::{authenticated, Caller};
+use crate::auth::AuthService;
+use crate::bus::{Bus, EventSpec};
+use crate::store::Store;
+
+/// The version `/infos` reports (both spellings clients read).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub struct ConfdService {
+    pub store: Store,
+    pub bus: Bus,
+    pub auth: Arc<AuthService>,
+    pub status: Arc<StatusRegistry>,
+    pub reloader: Reloader,
+    pub body_limit: u64,
+    pub uuid: Uuid,
+}
+
+const LIVE_RELOAD_KEY: &str = "live_reload";
+
+impl ConfdService {
+    /// Reads the persisted live-reload switch (default on).
+    pub async fn load_live_reload(store: &Store) -> Result<bool, ApiError> {
+        store
+            .read(|c| {
+                let v: Option<String> = c
+                    .query_row(
+                        "SELECT value FROM confd_setting WHERE key = ?1",
+                        [LIVE_RELOAD_KEY],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                Ok::<_, ApiError>(v.map(|v| v != "false").unwrap_or(true))
+            })
+            .await
+    }
+
+    async fn set_live_reload(&self, enabled: bool) -> Result<(), ApiError> {
+        self.store
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO confd_setting (key, value) VALUES (?1, ?2) \
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    rusqlite::params![LIVE_RELOAD_KEY, if enabled { "true" } else { "false" }],
+                )?;
+                Ok::<_, ApiError>(())
+            })
+            .await?;
+        self.reloader.set_live_reload(enabled);
+        self.bus.publish(EventSpec::new(
+            "live_reload_edited",
+            "config.live_reload.edited",
+            json!({ "live_reload_enabled": enabled }),
+        ));
+        Ok(())
+    }
+}
+
+/// What still uses the context `name`: `(what, count)` per kind of user.
+pub fn context_users(c: &Connection, name: &str) -> Result<Vec<(&'static str, i64)>, ApiError> {
+    let extensions: i64 = c.query_row(
+        &format!("SELECT COUNT(*) FROM {} WHERE context = ?1", extensions::TABLE),
+        [name],
+        |r| r.get(0),
+    )?;
+    Ok(vec![("Extension", extensions)])
+}
+
+/// Numeric extensions already defined in the context (sorted), for range availability.
+pub fn taken_extens(c: &Connection, context: &str) -> Result<Vec<u128>, ApiError> {
+    let mut stmt = c.prepare_cached(&format!("SELECT exten FROM {} WHERE context = ?1", extensions::TABLE))?;
+    let rows = stmt.query_map([context], |r| r.get::<_, String>(0))?;
+    let mut out: Vec<u128> = Vec::new();
+    for r in rows {
+        if let Ok(n) = r?.parse::<u128>() {
+            out.push(n);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The read-only relations of an extension (`lines`, `incall`...). Resources
+/// that own extensions add theirs here.
+pub fn extension_relations(_c: &Connection, _id: i64, obj: &mut Map<String, Value>) -> rusqlite::Result<()> {
+    obj.insert("lines".into(), json!([]));
+    for single in ["incall", "outcall", "group", "queue", "conference", "parking_lot"] {
+        obj.insert(single.into(), Value::Null);
+    }
+    Ok(())
+}
+
+/// The kind of resource an extension is associated with, if any.
+pub fn extension_owner(_c: &Connection, _id: i64) -> Result<Option<&'static str>, ApiError> {
+    Ok(None)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LiveReloadBody {
+    enabled: bool,
+}
+
+/// Every confd route, under `/api/confd/1.1`.
+pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
+    let authed = authenticated(svc.auth.clone());
+
+    let s = svc.clone();
+    let infos = warp::path!("infos")
+        .and(warp::get())
+        .and(authed.clone())
+        .then(move |caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                caller.require("confd.infos.read")?;
+                Ok(warp::reply::json(&json!({
+                    "uuid": svc.uuid,
+                    "accent_version": VERSION,
+                    "wazo_version": VERSION,
+                }))
+                .into_response())
+            })
+        });
+
+    let s = svc.clone();
+    let status = warp::path!("status")
+        .and(warp::get())
+        .and(authed.clone())
+        .then(move |caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                caller.require("confd.status.read")?;
+                Ok(warp::reply::json(&svc.status.snapshot()).into_response())
+            })
+        });
+
+    let s = svc.clone();
+    let get_live = warp::path!("configuration" / "live_reload")
+        .and(warp::get())
+        .and(authed.clone())
+        .then(move |caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                caller.require("confd.configuration.live_reload.read")?;
+                Ok(warp::reply::json(&json!({ "enabled": svc.reloader.live_reload() })).into_response())
+            })
+        });
+
+    let s = svc.clone();
+    let put_live = warp::path!("configuration" / "live_reload")
+        .and(warp::put())
+        .and(authed)
+        .and(body::limited_bytes(svc.body_limit))
+        .then(move |caller: Caller, b: Bytes| {
+            let svc = s.clone();
+            respond(async move {
+                caller.require("confd.configuration.live_reload.update")?;
+                let b: LiveReloadBody = body::parse_json(&b)?;
+                svc.set_live_reload(b.enabled).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            })
+        });
+
+    let api = contexts::routes(svc.clone())
+        .or(resource::routes::<extensions::Extension>(svc))
+        .unify()
+        .or(infos)
+        .unify()
+        .or(status)
+        .unify()
+        .or(get_live)
+        .unify()
+        .or(put_live)
+        .unify();
+    warp::path("api")
+        .and(warp::path("confd"))
+        .and(warp::path("1.1"))
+        .and(api)
+        .boxed()
+}
