@@ -96,6 +96,7 @@ impl App {
             reloader,
             body_limit: config.http.body_limit,
             uuid,
+            config: config.confd.clone(),
         });
         Ok(App {
             confd,
@@ -232,7 +233,7 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
             rx,
             app.ami.clone(),
             app.status.clone(),
-            None,
+            app.confd.before_reload(),
             ReloadOptions::default(),
             shutdown.clone(),
         ));

@@ -42,6 +42,19 @@ pub struct Config {
     pub ari: AriConfig,
     pub ami: AmiConfig,
     pub call_logs: CallLogsConfig,
+    pub confd: ConfdConfig,
+}
+
+/// confd: where the rendered Asterisk configuration goes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfdConfig {
+    /// Asterisk's configuration directory (e.g. `/etc/asterisk`); the rendered files are
+    /// written there before each reload. Empty: files are not written (no Asterisk here).
+    pub asterisk_config_dir: Option<PathBuf>,
+    /// A copy of `asterisk-conf-templates/` to render from; files missing there fall
+    /// back to the templates built into accentd.
+    pub templates_dir: Option<PathBuf>,
 }
 
 /// call-logd: the nightly catch-up and the retention of call logs and CELs.
@@ -226,6 +239,7 @@ impl Default for Config {
             ari: AriConfig::default(),
             ami: AmiConfig::default(),
             call_logs: CallLogsConfig::default(),
+            confd: ConfdConfig::default(),
         }
     }
 }
@@ -345,6 +359,14 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "ACCENTD_CALL_LOGS_RETENTION_DAYS",
         "purge call logs and CELs older than this (default 0: keep)",
+    ),
+    (
+        "ACCENTD_CONFD_ASTERISK_CONFIG_DIR",
+        "where rendered Asterisk files go, e.g. /etc/asterisk (default: not written)",
+    ),
+    (
+        "ACCENTD_CONFD_TEMPLATES_DIR",
+        "editable copy of asterisk-conf-templates/ (default: built-in templates)",
     ),
 ];
 
@@ -503,6 +525,12 @@ impl Config {
         set!("ACCENTD_CALL_LOGS_GENERATE_AT", self.call_logs.generate_at, str);
         set!("ACCENTD_CALL_LOGS_GENERATE_DAYS", self.call_logs.generate_days, parse);
         set!("ACCENTD_CALL_LOGS_RETENTION_DAYS", self.call_logs.retention_days, parse);
+        set!(
+            "ACCENTD_CONFD_ASTERISK_CONFIG_DIR",
+            self.confd.asterisk_config_dir,
+            opt_str
+        );
+        set!("ACCENTD_CONFD_TEMPLATES_DIR", self.confd.templates_dir, opt_str);
         Ok(())
     }
 

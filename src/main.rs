@@ -43,6 +43,13 @@ enum Command {
     /// Call logs: generate them from CELs (catch-up), or delete them.
     #[command(subcommand)]
     CallLogs(CallLogsCommand),
+    /// Render the Asterisk configuration files from the confd store into a directory
+    /// (checked first; only changed files are written).
+    Render {
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,6 +141,17 @@ fn main() -> ExitCode {
             };
             runtime.block_on(call_logs(config, cmd))
         }
+        Command::Render { out } => {
+            let _ = init_logging(&config);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("accentd: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            runtime.block_on(render(config, out))
+        }
         Command::Serve => {
             let hook = init_logging(&config);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -151,6 +169,29 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+async fn render(config: Config, out: PathBuf) -> ExitCode {
+    let app = match accentd::app::App::init(config, None).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("accentd: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    match app.confd.render_to(&out).await {
+        Ok(changed) => {
+            for name in &changed {
+                println!("wrote {}", out.join(name).display());
+            }
+            println!("{} file(s) changed", changed.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("accentd: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod docstore;
 pub mod error;
 pub mod extensions;
 pub mod reload;
+pub mod render;
 pub mod resource;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub struct ConfdService {
     pub reloader: Reloader,
     pub body_limit: u64,
     pub uuid: Uuid,
+    pub config: crate::config::ConfdConfig,
 }
 
 const LIVE_RELOAD_KEY: &str = "live_reload";
@@ -82,6 +84,34 @@ impl ConfdService {
             json!({ "live_reload_enabled": enabled }),
         ));
         Ok(())
+    }
+}
+
+impl ConfdService {
+    /// Renders every Asterisk file (checked) and writes the changed ones into `dir`.
+    pub async fn render_to(&self, dir: &std::path::Path) -> Result<Vec<String>, render::RenderError> {
+        let templates = render::Templates::load(self.config.templates_dir.as_deref())?;
+        let files = render::render_store(&self.store, &templates).await?;
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || render::write_changed(&dir, &files))
+            .await
+            .map_err(|e| render::RenderError::Store(e.to_string()))?
+    }
+
+    /// The reload worker's first step: the files Asterisk will re-read.
+    pub fn before_reload(self: &Arc<Self>) -> Option<reload::BeforeReload> {
+        let dir = self.config.asterisk_config_dir.clone()?;
+        let svc = self.clone();
+        Some(Arc::new(move || {
+            let (svc, dir) = (svc.clone(), dir.clone());
+            Box::pin(async move {
+                let changed = svc.render_to(&dir).await.map_err(|e| e.to_string())?;
+                if !changed.is_empty() {
+                    tracing::info!(?changed, dir = %dir.display(), "Asterisk configuration written");
+                }
+                Ok(())
+            })
+        }))
     }
 }
 
