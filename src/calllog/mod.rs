@@ -10,6 +10,7 @@
 
 pub mod batch;
 pub mod cdr;
+pub mod errors;
 mod generation;
 pub mod live;
 
