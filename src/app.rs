@@ -83,7 +83,16 @@ impl App {
             auth.clone(),
             status.clone(),
             config.call_logs.clone(),
+            config.data_dir.join("exports"),
         );
+        match calllog.fail_interrupted_exports().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                exports = n,
+                "recording exports interrupted by the last stop marked as error"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot check interrupted recording exports"),
+        }
         let live_reload = ConfdService::load_live_reload(&store)
             .await
             .map_err(|e| anyhow::anyhow!("cannot read confd settings: {e}"))?;

@@ -67,7 +67,17 @@ pub struct CallLogsConfig {
     /// How many days of CELs the daily generation goes back.
     pub generate_days: u32,
     /// Call logs and CELs older than this many days are purged daily; 0 keeps them forever.
+    /// The default of tenants without their own `cdr_days` (`PUT /retention`).
     pub retention_days: u32,
+    /// Default of `recording_days`: recording files of calls older than this are deleted
+    /// daily (the recordings stay listed, marked deleted); 0 keeps them.
+    pub recording_retention_days: u32,
+    /// Default of `export_days`: recording exports (ZIP files) older than this are deleted
+    /// daily; 0 keeps them.
+    pub export_retention_days: u32,
+    /// The only directory recording files are served from and deleted in (Asterisk's monitor
+    /// files, `<dir>/<tenant>/monitor/<uuid>.wav`); a stored path outside it is never opened.
+    pub recordings_dir: PathBuf,
 }
 
 impl Default for CallLogsConfig {
@@ -76,6 +86,9 @@ impl Default for CallLogsConfig {
             generate_at: "04:25".into(),
             generate_days: 1,
             retention_days: 0,
+            recording_retention_days: 0,
+            export_retention_days: 2,
+            recordings_dir: PathBuf::from("/var/lib/accent/sounds/tenants"),
         }
     }
 }
@@ -361,6 +374,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "purge call logs and CELs older than this (default 0: keep)",
     ),
     (
+        "ACCENTD_CALL_LOGS_RECORDING_RETENTION_DAYS",
+        "delete recording files of calls older than this (default 0: keep)",
+    ),
+    (
+        "ACCENTD_CALL_LOGS_EXPORT_RETENTION_DAYS",
+        "delete recording exports older than this (default 2, 0: keep)",
+    ),
+    (
+        "ACCENTD_CALL_LOGS_RECORDINGS_DIR",
+        "the only directory recordings are read from (default /var/lib/accent/sounds/tenants)",
+    ),
+    (
         "ACCENTD_CONFD_ASTERISK_CONFIG_DIR",
         "where rendered Asterisk files go, e.g. /etc/asterisk (default: not written)",
     ),
@@ -526,6 +551,17 @@ impl Config {
         set!("ACCENTD_CALL_LOGS_GENERATE_DAYS", self.call_logs.generate_days, parse);
         set!("ACCENTD_CALL_LOGS_RETENTION_DAYS", self.call_logs.retention_days, parse);
         set!(
+            "ACCENTD_CALL_LOGS_RECORDING_RETENTION_DAYS",
+            self.call_logs.recording_retention_days,
+            parse
+        );
+        set!(
+            "ACCENTD_CALL_LOGS_EXPORT_RETENTION_DAYS",
+            self.call_logs.export_retention_days,
+            parse
+        );
+        set!("ACCENTD_CALL_LOGS_RECORDINGS_DIR", self.call_logs.recordings_dir, parse);
+        set!(
             "ACCENTD_CONFD_ASTERISK_CONFIG_DIR",
             self.confd.asterisk_config_dir,
             opt_str
@@ -576,6 +612,9 @@ impl Config {
                 "call_logs.generate_at",
                 format!("expected HH:MM (got {:?})", self.call_logs.generate_at),
             ));
+        }
+        if !self.call_logs.recordings_dir.is_absolute() {
+            return Err(invalid("call_logs.recordings_dir", "must be an absolute path"));
         }
         if a.throttle.window == 0 {
             return Err(invalid("auth.throttle.window", "must be at least 1"));
@@ -687,6 +726,11 @@ mod tests {
             ("ACCENTD_AUTH_ARGON2_T_COST", "0", "auth.argon2"),
             ("ACCENTD_CALL_LOGS_GENERATE_AT", "4h25", "call_logs.generate_at"),
             ("ACCENTD_CALL_LOGS_GENERATE_AT", "24:00", "call_logs.generate_at"),
+            (
+                "ACCENTD_CALL_LOGS_RECORDINGS_DIR",
+                "rel/dir",
+                "call_logs.recordings_dir",
+            ),
         ] {
             let err = Config::load_with_env(None, env_of(&[(name, value)])).expect_err(name);
             assert!(err.to_string().contains(key), "{err}");
@@ -698,14 +742,30 @@ mod tests {
         let c = Config::load_with_env(None, env_of(&[])).expect("defaults");
         assert_eq!(c.call_logs.generate_time(), Some((4, 25)));
         assert_eq!(c.call_logs.retention_days, 0);
+        assert_eq!(
+            (c.call_logs.recording_retention_days, c.call_logs.export_retention_days),
+            (0, 2)
+        );
+        assert_eq!(
+            c.call_logs.recordings_dir,
+            PathBuf::from("/var/lib/accent/sounds/tenants")
+        );
         let c = Config::load_with_env(
             None,
             env_of(&[
                 ("ACCENTD_CALL_LOGS_GENERATE_AT", "23:05"),
                 ("ACCENTD_CALL_LOGS_RETENTION_DAYS", "365"),
+                ("ACCENTD_CALL_LOGS_RECORDING_RETENTION_DAYS", "90"),
+                ("ACCENTD_CALL_LOGS_EXPORT_RETENTION_DAYS", "7"),
+                ("ACCENTD_CALL_LOGS_RECORDINGS_DIR", "/srv/recordings"),
             ]),
         )
         .expect("load");
+        assert_eq!(
+            (c.call_logs.recording_retention_days, c.call_logs.export_retention_days),
+            (90, 7)
+        );
+        assert_eq!(c.call_logs.recordings_dir, PathBuf::from("/srv/recordings"));
         assert_eq!(c.call_logs.generate_time(), Some((23, 5)));
         assert_eq!(c.call_logs.retention_days, 365);
     }

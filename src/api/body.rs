@@ -94,6 +94,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
 }
 
+/// Like [`parse_json`], for bodies that must be a JSON object: anything else (an array, which
+/// serde would read as the struct's fields in order, a string...) is `_schema` "Invalid input
+/// type.", as marshmallow says.
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => parse_json(bytes),
+        _ => Err(ApiError::InvalidData {
+            details: json!({ "_schema": ["Invalid input type."] }),
+        }),
+    }
+}
+
 /// serde_json appends " at line 1 column 9"; clients want the reason only.
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {

@@ -59,6 +59,15 @@ pub enum ApiError {
     TooManyRequests { retry_after: u64, legacy: bool },
     #[error("Request body too large")]
     PayloadTooLarge,
+    /// An error with its own status, id and details, for the services whose errors have
+    /// fixed ids upstream (call-logd's `cdr-not-found-with-given-id`, `export-not-done-yet`…).
+    #[error("{message}")]
+    Custom {
+        status: StatusCode,
+        error_id: &'static str,
+        message: String,
+        details: Value,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -119,6 +128,7 @@ impl ApiError {
             ApiError::Legacy { status, .. } | ApiError::Routing { status, .. } => *status,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Custom { status, .. } => *status,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -190,6 +200,12 @@ impl ApiError {
                 json!({ "retry_after": retry_after }),
             ),
             ApiError::PayloadTooLarge => standard("payload-too-large", self.to_string(), json!({})),
+            ApiError::Custom {
+                error_id,
+                message,
+                details,
+                ..
+            } => standard(error_id, message.clone(), details.clone()),
             ApiError::Unavailable(message) => standard("service-unavailable", message.clone(), json!({})),
             // Never leak internals to clients; the cause is logged.
             ApiError::Internal(_) => standard("internal-error", "Internal server error".into(), json!({})),

@@ -301,7 +301,7 @@ fn until_next(hour: u8, minute: u8) -> Duration {
 }
 
 /// The daily run inside `serve`: generation of the last `generate_days` days (what the live
-/// path missed), then the retention purge.
+/// path missed), then the retention purge (each tenant's `/retention`, else the config's).
 pub fn spawn_daily(svc: Arc<CallLogService>, shutdown: CancellationToken) -> Option<tokio::task::JoinHandle<()>> {
     let config = svc.config.clone();
     let (hour, minute) = config.generate_time()?;
@@ -327,10 +327,15 @@ pub async fn run_daily(svc: &CallLogService, config: &crate::config::CallLogsCon
         ),
         Err(e) => tracing::error!(error = %e, "daily call-log generation failed"),
     }
-    if config.retention_days > 0 {
-        match delete(svc, Some(config.retention_days)).await {
-            Ok((logs, cels)) => tracing::info!(logs, cels, days = config.retention_days, "call-log retention"),
-            Err(e) => tracing::error!(error = %e, "call-log retention failed"),
-        }
+    let now = (crate::time::now_epoch() * 1_000_000.0) as i64;
+    match svc.purge(config, now).await {
+        Ok(s) => tracing::info!(
+            logs = s.call_logs,
+            cels = s.cels,
+            recordings = s.recordings,
+            exports = s.exports,
+            "call-log retention"
+        ),
+        Err(e) => tracing::error!(error = %e, "call-log retention failed"),
     }
 }

@@ -4,15 +4,23 @@
 //! - [`live`]: CEL events from the AMI link stored as they come; `LINKEDID_END` generates.
 //! - [`batch`]: `accentd call-logs generate|delete` and the daily catch-up and retention.
 //! - `generation`: what both share (store CELs, generate, store and publish logs).
+//! - [`media`]: recording files (download, delete) confined to `call_logs.recordings_dir`.
+//! - [`export`]: ZIP exports of recordings written by a background task.
+//! - [`retention`]: `/retention` per tenant and the daily purge applying it.
 //!
 //! The generator (CEL → call logs) hands its results to [`CallLogService::store_logs`]; each
 //! conversation has at most one log, so generating again replaces instead of duplicating.
 
 pub mod batch;
 pub mod cdr;
+pub mod errors;
+pub mod export;
 mod generation;
 pub mod live;
+pub mod media;
+pub mod retention;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use warp::filters::BoxedFilter;
@@ -36,6 +44,8 @@ pub struct CallLogService {
     pub config: CallLogsConfig,
     /// Counters of the live path ([`live`]).
     pub live: live::LiveCounters,
+    /// Where export ZIP files are written (`<data_dir>/exports`).
+    exports_dir: PathBuf,
 }
 
 impl CallLogService {
@@ -45,6 +55,7 @@ impl CallLogService {
         auth: Arc<AuthService>,
         status: Arc<StatusRegistry>,
         config: CallLogsConfig,
+        exports_dir: PathBuf,
     ) -> Arc<Self> {
         Arc::new(CallLogService {
             store,
@@ -53,6 +64,7 @@ impl CallLogService {
             status,
             config,
             live: live::LiveCounters::default(),
+            exports_dir,
         })
     }
 }
@@ -73,6 +85,16 @@ pub fn routes(svc: Arc<CallLogService>) -> BoxedFilter<(Response,)> {
     warp::path("api")
         .and(warp::path("call-logd"))
         .and(warp::path("1.0"))
-        .and(cdr::routes(svc).or(status).unify())
+        .and(
+            cdr::routes(svc.clone())
+                .or(media::routes(svc.clone()))
+                .unify()
+                .or(export::routes(svc.clone()))
+                .unify()
+                .or(retention::routes(svc))
+                .unify()
+                .or(status)
+                .unify(),
+        )
         .boxed()
 }

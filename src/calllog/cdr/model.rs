@@ -87,16 +87,34 @@ pub struct Recording {
 }
 
 impl Recording {
-    fn to_json(&self) -> Value {
+    /// Upstream's download name: `<start, UTC, %Y-%m-%dT%H_%M_%S>UTC-<cdr id>-<uuid>.wav`.
+    pub fn filename(&self, cdr_id: i64) -> String {
+        let start = OffsetDateTime::from_unix_timestamp(self.start_us.div_euclid(1_000_000))
+            .ok()
+            .and_then(|t| t.format(FILENAME_TIME).ok())
+            .unwrap_or_default();
+        format!("{start}UTC-{cdr_id}-{}.wav", self.uuid)
+    }
+
+    /// Whether the file is gone (deleted through the API or by retention).
+    pub fn media_deleted(&self) -> bool {
+        self.deleted || self.path.is_none()
+    }
+
+    fn to_json(&self, cdr_id: i64) -> Value {
         serde_json::json!({
             "uuid": self.uuid,
             "start_time": iso(self.start_us),
             "end_time": iso(self.end_us),
-            "deleted": self.deleted,
-            "filename": self.path.as_deref().and_then(|p| p.rsplit('/').next()),
+            "deleted": self.media_deleted(),
+            "filename": self.filename(cdr_id),
         })
     }
 }
+
+/// `2026-11-28T13_02_26` (the date part of upstream's download names).
+pub const FILENAME_TIME: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]_[minute]_[second]");
 
 /// A call log as the generator builds it and the store keeps it. Times are microseconds since
 /// the epoch (UTC).
@@ -219,7 +237,7 @@ impl CallLog {
             "destination_user_uuid": destination.map(|p| p.user_uuid),
             "destination_tenant_uuid": tenant(destination),
             "destination_line_id": destination.and_then(|p| p.line_id),
-            "recordings": self.recordings.iter().map(Recording::to_json).collect::<Vec<_>>(),
+            "recordings": self.recordings.iter().map(|r| r.to_json(self.id)).collect::<Vec<_>>(),
             "participants": self.participants,
             "source_line_identity": self.source_line_identity,
             "destination_line_identity": self.destination_line_identity,
@@ -539,6 +557,18 @@ mod tests {
             ..CallLog::default()
         };
         assert_eq!(log.duration(), Some(14));
+        let rec = Recording {
+            uuid: Uuid::nil(),
+            start_us: 1_795_870_946_500_000,
+            end_us: 0,
+            path: None,
+            deleted: false,
+        };
+        assert_eq!(
+            rec.filename(12),
+            "2026-11-28T13_02_26UTC-12-00000000-0000-0000-0000-000000000000.wav"
+        );
+        assert!(rec.media_deleted());
         assert!(CallLog::default().duration().is_none());
     }
 }

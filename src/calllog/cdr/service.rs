@@ -23,7 +23,7 @@ impl CallLogService {
 
     /// `/cdr/{id}`: 404 for an unknown id and for another tenant's call log alike.
     pub async fn get_cdr(&self, scope: &Scope, id: &str) -> Result<CallLog, ApiError> {
-        let not_found = || ApiError::not_found("CDR", id);
+        let not_found = || crate::calllog::errors::cdr_not_found(id);
         let Ok(num) = id.parse::<i64>() else {
             return Err(not_found());
         };

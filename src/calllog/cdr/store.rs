@@ -10,6 +10,14 @@ use crate::api::error::ApiError;
 /// Stores `log`, replacing the log of the same conversation if there is one (generating the
 /// same CELs again must not duplicate). Returns the new id.
 pub fn replace(tx: &Transaction<'_>, log: &CallLog, now_us: i64) -> Result<i64, ApiError> {
+    // Recordings whose media was deleted stay deleted when the call is generated again.
+    let gone: std::collections::HashSet<String> = tx
+        .prepare_cached(
+            "SELECT r.uuid FROM call_log_recording r JOIN call_log c ON c.id = r.call_log_id
+             WHERE c.conversation_id = ?1 AND (r.deleted = 1 OR r.path IS NULL)",
+        )?
+        .query_map(params![log.conversation_id], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
     tx.execute(
         "DELETE FROM call_log WHERE conversation_id = ?1",
         params![log.conversation_id],
@@ -72,7 +80,12 @@ pub fn replace(tx: &Transaction<'_>, log: &CallLog, now_us: i64) -> Result<i64, 
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for r in &log.recordings {
-        recording.execute(params![r.uuid.to_string(), id, r.start_us, r.end_us, r.path, r.deleted])?;
+        let uuid = r.uuid.to_string();
+        if gone.contains(&uuid) {
+            recording.execute(params![uuid, id, r.start_us, r.end_us, None::<String>, true])?;
+        } else {
+            recording.execute(params![uuid, id, r.start_us, r.end_us, r.path, r.deleted])?;
+        }
     }
     Ok(id)
 }
@@ -375,4 +388,43 @@ pub fn get(conn: &Connection, vis: &Visibility, id: i64) -> Result<Option<CallLo
     attach(conn, &mut logs)?;
     let [log] = logs;
     Ok(Some(log))
+}
+
+/// The recordings with a file (not deleted) of the call logs `vis` sees that match `q`'s
+/// filters, without paging (`limit`, `offset`, `order`, `distinct` do not apply), and only of
+/// `ids` when given. Each with its call log's id, by call log then start.
+pub fn recordings_matching(
+    conn: &Connection,
+    vis: &Visibility,
+    q: &CdrQuery,
+    ids: Option<&[i64]>,
+) -> Result<Vec<(i64, Recording)>, ApiError> {
+    let mut w = filter_clause(vis, q, "c");
+    if let Some(ids) = ids {
+        // One JSON parameter, whatever the number of ids (SQLite caps bound variables).
+        let list = serde_json::to_string(ids).map_err(|e| ApiError::Internal(e.to_string()))?;
+        w.push("c.id IN (SELECT value FROM json_each(?))", [text(list)]);
+    }
+    let sql = format!(
+        "SELECT c.id, r.uuid, r.start_us, r.end_us, r.path, r.deleted
+         FROM call_log c JOIN call_log_recording r ON r.call_log_id = c.id
+         WHERE {} AND r.deleted = 0 AND r.path IS NOT NULL ORDER BY c.id, r.start_us, r.uuid",
+        w.text()
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt
+        .query_map(params_from_iter(w.args.iter()), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                Recording {
+                    uuid: uuid_of(r.get(1)?),
+                    start_us: r.get(2)?,
+                    end_us: r.get(3)?,
+                    path: r.get(4)?,
+                    deleted: r.get(5)?,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
