@@ -38,7 +38,7 @@ pub(crate) fn chan_start(d: &mut Draft, cel: &Cel) {
     if let Some(name) = non_empty(&cel.cid_name) {
         d.log.destination_name = Some(decode_name(&name));
     }
-    if let Some(num) = non_empty(&cel.cid_num) {
+    if let Some(num) = d.shown(&cel.cid_num) {
         d.log.destination_exten = Some(num);
     }
 }
@@ -62,7 +62,7 @@ pub(crate) fn bridge_enter(d: &mut Draft, cel: &Cel) {
     if let Some(name) = non_empty(&cel.cid_name) {
         d.log.destination_name = Some(decode_name(&name));
     }
-    if let Some(num) = non_empty(&cel.cid_num) {
+    if let Some(num) = d.shown(&cel.cid_num) {
         d.log.destination_exten = Some(num);
     }
 }
