@@ -713,3 +713,44 @@ fn hidden_extensions_are_not_shown() {
     );
     assert_eq!(log.source_exten, "2001");
 }
+
+/// Section 3.5, BRIDGE_ENTER: a callee entering a bridge marks itself and the channels already
+/// there (`peer`) as answered. Here calld's ad-hoc conference: Alice's channel waits in the mixing
+/// bridge, Bob then Carol are originated into it; Bob's own BRIDGE_ENTER never reached us (the
+/// AMI link dropped while the call went on), Carol's names him.
+#[test]
+fn callee_bridge_enter_answers_its_peers() {
+    let (alice, bob, carol) = ("PJSIP/2001-00000030", "PJSIP/2002-00000031", "PJSIP/2003-00000032");
+    let id = "820.1";
+    let call = |t: i64, ty: EventType, chan: &str, uniqueid: &str, cid: (&str, &str)| {
+        let mut c = row(t, ty, chan, uniqueid, id);
+        c.cid_name = cid.0.into();
+        c.cid_num = cid.1.into();
+        c
+    };
+    let bridge = r#"{"bridge_id":"adhoc","bridge_technology":"softmix"}"#;
+    let mut alice_enter = call(2, EventType::BridgeEnter, alice, id, ("Alice", "2001"));
+    alice_enter.extra = bridge.into();
+    let mut carol_enter = call(6, EventType::BridgeEnter, carol, "820.3", ("Carol", "2003"));
+    carol_enter.extra = bridge.into();
+    carol_enter.peer = format!("{alice},{bob}");
+    let rows = vec![
+        call(1, EventType::ChanStart, alice, id, ("Alice", "2001")),
+        alice_enter,
+        call(3, EventType::ChanStart, bob, "820.2", ("Bob", "2002")),
+        call(5, EventType::ChanStart, carol, "820.3", ("Carol", "2003")),
+        carol_enter,
+        call(20, EventType::ChanEnd, alice, id, ("Alice", "2001")),
+        call(20, EventType::ChanEnd, bob, "820.2", ("Bob", "2002")),
+        call(20, EventType::ChanEnd, carol, "820.3", ("Carol", "2003")),
+        call(21, EventType::LinkedidEnd, carol, "820.3", ("Carol", "2003")),
+    ];
+    let out = generate_all(rows, &lines(), default_tenant());
+    let log = &out.logs[0];
+    let answered: Vec<(i64, bool)> = log
+        .participants
+        .iter()
+        .map(|p| (p.line_id.unwrap_or_default(), p.answered))
+        .collect();
+    assert_eq!(answered, vec![(1, true), (2, true), (3, true)]);
+}

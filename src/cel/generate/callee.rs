@@ -43,14 +43,20 @@ pub(crate) fn chan_start(d: &mut Draft, cel: &Cel) {
     }
 }
 
-/// BRIDGE_ENTER (not a holding bridge): this callee answered; the first one to do so refines
-/// the destination from its caller id.
+/// BRIDGE_ENTER (not a holding bridge): this callee answered, and so did the channels already
+/// in the bridge (`peer`, comma-separated when there are several, as in a conference); the
+/// first callee to do so refines the destination from its caller id.
 pub(crate) fn bridge_enter(d: &mut Draft, cel: &Cel) {
     if is_holding_bridge(cel) {
         return;
     }
     if let Some(channel) = d.channel_mut(&cel.uniqueid) {
         channel.answered = true;
+    }
+    for peer in cel.peer.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for channel in d.channels.iter_mut().filter(|c| c.channame == peer) {
+            channel.answered = true;
+        }
     }
     if d.callee_bridged {
         return;

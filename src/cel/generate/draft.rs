@@ -10,6 +10,8 @@ use crate::cel::record::Cel;
 #[derive(Debug, Clone)]
 pub(crate) struct Channel {
     pub uniqueid: String,
+    /// `PJSIP/2001-0000000a`: BRIDGE_ENTER rows name their peers this way.
+    pub channame: String,
     pub identity: Option<String>,
     pub role: Role,
     pub answered: bool,
@@ -186,6 +188,7 @@ impl Draft {
         if self.channel_mut(&cel.uniqueid).is_none() {
             self.channels.push(Channel {
                 uniqueid: cel.uniqueid.clone(),
+                channame: cel.channame.clone(),
                 identity: super::lines::identity(&cel.channame),
                 role,
                 answered: false,

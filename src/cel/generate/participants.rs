@@ -193,6 +193,7 @@ mod tests {
     fn channel(uniqueid: &str, identity: &str, role: Role, answered: bool) -> Channel {
         Channel {
             uniqueid: uniqueid.into(),
+            channame: format!("{identity}-0000000{uniqueid}"),
             identity: Some(identity.into()),
             role,
             answered,
