@@ -754,3 +754,181 @@ fn callee_bridge_enter_answers_its_peers() {
         .collect();
     assert_eq!(answered, vec![(1, true), (2, true), (3, true)]);
 }
+
+/// Section 3.5, mobile push: Bob's line `ycetqvtr` is a mobile application, not registered when
+/// Alice calls; the dialplan dials `Local/ycetqvtr@wazo_wait_for_registration`, a push wakes the
+/// application, two registrations start two PJSIP channels, and calld's `dial_mobile` joins the
+/// answering one to the waiting Local channel (rows shaped as upstream's recording). The mobile
+/// leg then carries Alice's caller id, and its BRIDGE_ENTER may come before the Local channel's:
+/// the PJSIP channel paired with the wait is the callee, whatever the later rows say.
+fn mobile_push_call() -> Vec<Cel> {
+    let id = "900.1";
+    let alice = "PJSIP/2001-00000017";
+    let (wait1, wait2) = (
+        "Local/ycetqvtr@wazo_wait_for_registration-00000005;1",
+        "Local/ycetqvtr@wazo_wait_for_registration-00000005;2",
+    );
+    let (first, mobile) = ("PJSIP/ycetqvtr-00000018", "PJSIP/ycetqvtr-00000019");
+    let r = |t: f64, ty: EventType, chan: &str, uid: &str, cid: (&str, &str), exten: &str, ctx: &str| {
+        let mut c = row(0, ty, chan, uid, id);
+        c.eventtime = EventTime::from_micros((t * 1_000_000.0) as i64);
+        c.cid_name = cid.0.into();
+        c.cid_num = cid.1.into();
+        c.exten = exten.into();
+        c.context = ctx.into();
+        c
+    };
+    let wait = "wazo_wait_for_registration";
+    let internal = "from-internal";
+    let mut dial = r(0.4, EventType::AppStart, alice, id, ("Alice", "2001"), "s", "user");
+    dial.appname = "Dial".into();
+    dial.appdata = "Local/ycetqvtr@wazo_wait_for_registration,30,".into();
+    let enter = |t: f64, chan: &str, uid: &str, cid: (&str, &str), bridge: &str, peer: &str| {
+        let mut c = r(t, EventType::BridgeEnter, chan, uid, cid, "s", internal);
+        c.extra = format!(r#"{{"bridge_id":"{bridge}","bridge_technology":"simple_bridge"}}"#);
+        c.peer = peer.into();
+        c
+    };
+    vec![
+        r(
+            0.0,
+            EventType::ChanStart,
+            alice,
+            id,
+            ("Alice", "2001"),
+            "2002",
+            internal,
+        ),
+        dial,
+        r(0.5, EventType::ChanStart, wait1, "900.2", ("", ""), "ycetqvtr", wait),
+        r(0.5, EventType::ChanStart, wait2, "900.3", ("", ""), "ycetqvtr", wait),
+        r(
+            0.6,
+            EventType::ChanStart,
+            first,
+            "900.4",
+            ("Bob", "2002"),
+            "s",
+            internal,
+        ),
+        r(
+            0.6,
+            EventType::ChanStart,
+            mobile,
+            "900.5",
+            ("Bob", "2002"),
+            "s",
+            internal,
+        ),
+        r(
+            5.8,
+            EventType::ChanEnd,
+            first,
+            "900.4",
+            ("Alice", "2001"),
+            "s",
+            internal,
+        ),
+        r(
+            5.9,
+            EventType::Answer,
+            mobile,
+            "900.5",
+            ("Alice", "2001"),
+            "s",
+            internal,
+        ),
+        enter(6.0, mobile, "900.5", ("Alice", "2001"), "mobile", ""),
+        r(
+            6.1,
+            EventType::Answer,
+            wait2,
+            "900.3",
+            ("Alice", "2001"),
+            "ycetqvtr",
+            wait,
+        ),
+        r(6.1, EventType::Answer, wait1, "900.2", ("Bob", "s"), "s", wait),
+        r(6.2, EventType::Answer, alice, id, ("Alice", "2001"), "s", "user"),
+        enter(6.2, wait1, "900.2", ("Bob", "s"), "dial", ""),
+        enter(6.3, alice, id, ("Alice", "2001"), "dial", wait1),
+        enter(6.3, wait2, "900.3", ("Alice", "2001"), "mobile", mobile),
+        r(12.0, EventType::ChanEnd, alice, id, ("Alice", "2001"), "s", "user"),
+        r(12.1, EventType::ChanEnd, wait1, "900.2", ("Bob", "s"), "", wait),
+        r(
+            12.1,
+            EventType::ChanEnd,
+            wait2,
+            "900.3",
+            ("Alice", "2001"),
+            "ycetqvtr",
+            wait,
+        ),
+        r(
+            12.2,
+            EventType::ChanEnd,
+            mobile,
+            "900.5",
+            ("Alice", "2001"),
+            "s",
+            internal,
+        ),
+        r(
+            12.2,
+            EventType::LinkedidEnd,
+            mobile,
+            "900.5",
+            ("Alice", "2001"),
+            "s",
+            internal,
+        ),
+    ]
+}
+
+#[test]
+fn mobile_push_pairs_the_waiting_channel_with_the_real_line() {
+    let bob = Uuid::parse_str("9f1c2b3a-0000-4000-8000-000000002002").unwrap();
+    let with_mobile = lines().with(
+        "pjsip/ycetqvtr",
+        LineOwner {
+            line_id: 4,
+            user_uuid: bob,
+            tenant_uuid: Uuid::parse_str(TENANT).unwrap(),
+            tags: Vec::new(),
+            user_name: "Bob".into(),
+            exten: Some("2002".into()),
+            context: Some("from-internal".into()),
+        },
+    );
+    let out = generate_all(mobile_push_call(), &with_mobile, default_tenant());
+    let log = &out.logs[0];
+    assert!(log.answered());
+    assert_eq!(
+        (log.destination_name.as_deref(), log.destination_exten.as_deref()),
+        (Some("Bob"), Some("2002"))
+    );
+    assert_eq!(log.destination_line_identity.as_deref(), Some("pjsip/ycetqvtr"));
+    let dest: Vec<_> = log
+        .participants
+        .iter()
+        .filter(|p| p.role == Role::Destination)
+        .collect();
+    assert_eq!(dest.len(), 1, "one line, two registrations: one participant");
+    assert_eq!(
+        (dest[0].user_uuid, dest[0].line_id, dest[0].answered),
+        (bob, Some(4), true)
+    );
+
+    // The mobile line is not known yet (confd has not filled `calllog_line`): the paired
+    // channel still names the destination's internal extension.
+    let out = generate_all(mobile_push_call(), &lines(), default_tenant());
+    let log = &out.logs[0];
+    assert_eq!(log.destination_name.as_deref(), Some("Bob"));
+    assert_eq!(
+        (
+            log.destination_internal_exten.as_deref(),
+            log.destination_internal_context.as_deref()
+        ),
+        (Some("2002"), Some("from-internal"))
+    );
+}

@@ -58,6 +58,9 @@ pub(crate) struct Draft {
     pub originated: bool,
     /// The caller reached its routing application (Dial, Queue …).
     pub routed: bool,
+    /// Endpoints a mobile push is waiting for (`Local/<endpoint>@wazo_wait_for_registration…;2`),
+    /// lowercased: the endpoint's next PJSIP channel is the real callee.
+    pub pending_mobile: Vec<String>,
     /// Extensions hidden on top of [`HIDDEN_EXTENSIONS`] (a meeting's technical extension).
     pub hidden: Vec<String>,
 }

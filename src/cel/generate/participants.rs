@@ -127,8 +127,8 @@ fn fill_internal(log: &mut CallLog, resolved: &[Resolved]) {
     let destination =
         owner_of(&|p| p.role == Role::Destination && p.answered).or_else(|| owner_of(&|p| p.role == Role::Destination));
     if let Some(o) = destination {
-        log.destination_internal_exten = o.exten.clone();
-        log.destination_internal_context = o.context.clone();
+        log.destination_internal_exten = o.exten.clone().or(log.destination_internal_exten.take());
+        log.destination_internal_context = o.context.clone().or(log.destination_internal_context.take());
     }
     if log.requested_internal_exten.is_none() {
         if let Some(o) = owner_of(&|p| p.requested) {
