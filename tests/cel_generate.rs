@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use accentd::ami::{frame_all, AmiFramer, Frame, FrameLimits};
 use accentd::calllog::cdr::model::{CallDirection, CallLog, Role};
-use accentd::cel::generate::{generate, generate_all, generate_for_linkedids, group, LineOwner, StaticLines};
+use accentd::cel::generate::{
+    generate, generate_all, generate_for_linkedids, group, LineOwner, StaticContexts, StaticLines,
+};
 use accentd::cel::read::ami::{from_ami, is_cel_event};
 use accentd::cel::{open_file, store, Cel, EventTime, EventType};
 use serde_json::Value;
@@ -111,7 +113,7 @@ fn logs_of(rows: Vec<Cel>) -> Vec<(Vec<String>, CallLog)> {
     complete
         .iter()
         .filter_map(|g| {
-            generate(g, &lines(), default_tenant())
+            generate(g, &lines(), &StaticContexts::new(), default_tenant())
                 .unwrap_or_else(|e| panic!("{e}"))
                 .map(|log| (g.linkedids.clone(), log))
         })
@@ -347,8 +349,8 @@ fn csv_jsonl_and_ami_give_the_same_logs() {
 fn generating_and_storing_twice_changes_nothing() {
     let dir = fixtures().join("15-burst-200-calls");
     let rows = read_rows(&find(&dir, "cel.csv").unwrap());
-    let first = generate_all(rows.clone(), &lines(), default_tenant());
-    let second = generate_all(rows, &lines(), default_tenant());
+    let first = generate_all(rows.clone(), &lines(), &StaticContexts::new(), default_tenant());
+    let second = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
     assert_eq!(first.logs, second.logs);
     assert!(first.logs.len() >= 200 && first.failed.is_empty());
 
@@ -389,21 +391,35 @@ fn generation_from_the_cel_table_expands_through_shared_channels() {
         .collect();
     let direct = logs_of(rows);
     for id in &ids {
-        let out = generate_for_linkedids(&conn, std::slice::from_ref(id), &lines(), default_tenant()).unwrap();
+        let out = generate_for_linkedids(
+            &conn,
+            std::slice::from_ref(id),
+            &lines(),
+            &StaticContexts::new(),
+            default_tenant(),
+        )
+        .unwrap();
         assert_eq!(out.incomplete, 0);
         assert!(out.failed.is_empty());
         let logs: Vec<CallLog> = direct.iter().map(|(_, l)| l.clone()).collect();
         assert_eq!(out.logs, logs, "from {id}");
     }
     // A linkedid the table does not have gives nothing.
-    let none = generate_for_linkedids(&conn, &["42.42".into()], &lines(), default_tenant()).unwrap();
+    let none = generate_for_linkedids(
+        &conn,
+        &["42.42".into()],
+        &lines(),
+        &StaticContexts::new(),
+        default_tenant(),
+    )
+    .unwrap();
     assert!(none.logs.is_empty() && none.incomplete == 0);
 }
 
 #[test]
 fn our_dump_fixture() {
     let rows = read_rows(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cel-fixtures/inbound-dump.csv"));
-    let out = generate_all(rows, &lines(), default_tenant());
+    let out = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
     assert_eq!(out.logs.len(), 1, "{out:?}");
     let log = &out.logs[0];
     assert_eq!(log.call_direction, CallDirection::Inbound);
@@ -431,7 +447,7 @@ fn upstream_seed_gives_one_inbound_call() {
         eprintln!("skipped: {} is absent", seed.display());
         return;
     }
-    let out = generate_all(read_rows(&seed), &lines(), default_tenant());
+    let out = generate_all(read_rows(&seed), &lines(), &StaticContexts::new(), default_tenant());
     assert!(out.failed.is_empty() && out.incomplete == 0, "{out:?}");
     assert_eq!(out.logs.len(), 1);
     let log = &out.logs[0];
@@ -534,7 +550,7 @@ fn bad_input_fails_only_its_own_call() {
     // Rows with nothing in them.
     rows.push(Cel::new(EventType::Other(String::new()), EventTime::from_micros(0)));
 
-    let out = generate_all(rows, &lines(), default_tenant());
+    let out = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
     assert_eq!(
         out.incomplete, 2,
         "400.1 and the empty row's group never ended: {out:?}"
@@ -551,7 +567,7 @@ fn bad_input_fails_only_its_own_call() {
 fn holding_bridges_are_not_an_answer() {
     let mut rows = good_call("500.1", 500);
     rows[2].extra = r#"{"bridge_id":"h","bridge_technology":"holding_bridge"}"#.into();
-    let out = generate_all(rows, &lines(), default_tenant());
+    let out = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
     assert!(!out.logs[0].answered());
 }
 
@@ -570,7 +586,7 @@ fn recordings_forwards_and_outcalls() {
     let mut again = row(605, EventType::Other("MIXMONITOR_START".into()), chan, "600.1", "600.1");
     again.extra = start.extra.clone();
     rows.extend([fwd, out_call, start, stop, again]);
-    let out = generate_all(rows, &lines(), default_tenant());
+    let out = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
     let log = &out.logs[0];
     assert_eq!(
         log.call_direction,
@@ -585,7 +601,7 @@ fn recordings_forwards_and_outcalls() {
 
     let mut rows = good_call("700.1", 700);
     rows.push(row(701, EventType::User("WAZO_OUTCALL".into()), chan, "700.1", "700.1"));
-    let out = generate_all(rows, &lines(), default_tenant());
+    let out = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
     assert_eq!(out.logs[0].call_direction, CallDirection::Outbound);
     assert_eq!(out.logs[0].destination_name, None);
 }
@@ -610,7 +626,7 @@ fn local_originate() {
     rows[0].exten = "2002".into();
     rows[4].cid_name = "Bob".into();
     rows[4].cid_num = "2002".into();
-    let out = generate_all(rows.clone(), &lines(), default_tenant());
+    let out = generate_all(rows.clone(), &lines(), &StaticContexts::new(), default_tenant());
     let log = &out.logs[0];
     assert_eq!(
         (log.start_us, log.answer_us, log.end_us),
@@ -622,7 +638,7 @@ fn local_originate() {
     assert_eq!(log.participants.len(), 2);
     // Without the source's ANSWER the log is left empty (discarded).
     rows.remove(3);
-    let out = generate_all(rows, &lines(), default_tenant());
+    let out = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
     assert!(out.logs.is_empty() && out.failed.is_empty());
 }
 
@@ -636,8 +652,8 @@ fn row_order_does_not_matter() {
         by_call.entry(c.linkedid.clone()).or_default().push(c);
     }
     let reversed: Vec<Cel> = by_call.into_values().rev().flatten().collect();
-    let a = generate_all(rows, &lines(), default_tenant());
-    let b = generate_all(reversed, &lines(), default_tenant());
+    let a = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
+    let b = generate_all(reversed, &lines(), &StaticContexts::new(), default_tenant());
     assert_eq!(a.logs, b.logs);
 }
 
@@ -675,7 +691,7 @@ fn hidden_extensions_are_not_shown() {
         at(9, EventType::ChanEnd, chan, id, ("Accent", "8800"), "s"),
         at(9, EventType::LinkedidEnd, chan, id, ("Accent", "8800"), "s"),
     ];
-    let out = generate_all(rows, &lines(), default_tenant());
+    let out = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
     let log = &out.logs[0];
     assert_eq!(
         (log.source_name.as_str(), log.source_exten.as_str()),
@@ -704,7 +720,7 @@ fn hidden_extensions_are_not_shown() {
         at(9, EventType::ChanEnd, chan, id, ("Alice", "2001"), meeting),
         at(9, EventType::LinkedidEnd, chan, id, ("Alice", "2001"), meeting),
     ];
-    let out = generate_all(rows, &lines(), default_tenant());
+    let out = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
     let log = &out.logs[0];
     assert_eq!(log.destination_name.as_deref(), Some("Weekly sync"));
     assert_eq!(
@@ -745,7 +761,7 @@ fn callee_bridge_enter_answers_its_peers() {
         call(20, EventType::ChanEnd, carol, "820.3", ("Carol", "2003")),
         call(21, EventType::LinkedidEnd, carol, "820.3", ("Carol", "2003")),
     ];
-    let out = generate_all(rows, &lines(), default_tenant());
+    let out = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
     let log = &out.logs[0];
     let answered: Vec<(i64, bool)> = log
         .participants
@@ -900,7 +916,12 @@ fn mobile_push_pairs_the_waiting_channel_with_the_real_line() {
             context: Some("from-internal".into()),
         },
     );
-    let out = generate_all(mobile_push_call(), &with_mobile, default_tenant());
+    let out = generate_all(
+        mobile_push_call(),
+        &with_mobile,
+        &StaticContexts::new(),
+        default_tenant(),
+    );
     let log = &out.logs[0];
     assert!(log.answered());
     assert_eq!(
@@ -921,7 +942,7 @@ fn mobile_push_pairs_the_waiting_channel_with_the_real_line() {
 
     // The mobile line is not known yet (confd has not filled `calllog_line`): the paired
     // channel still names the destination's internal extension.
-    let out = generate_all(mobile_push_call(), &lines(), default_tenant());
+    let out = generate_all(mobile_push_call(), &lines(), &StaticContexts::new(), default_tenant());
     let log = &out.logs[0];
     assert_eq!(log.destination_name.as_deref(), Some("Bob"));
     assert_eq!(
@@ -931,4 +952,30 @@ fn mobile_push_pairs_the_waiting_channel_with_the_real_line() {
         ),
         (Some("2002"), Some("from-internal"))
     );
+}
+
+/// Section 3.7, tenant: the participants', else the dialplan's extras, else the requested
+/// context's (confd's contexts, `calllog_context`), else the service's own.
+#[test]
+fn tenant_from_the_requested_context() {
+    let other = Uuid::parse_str("5b2f61c4-9d0e-4b8a-a3f2-0c1d2e3f4a5b").unwrap();
+    let tenant = Uuid::parse_str(TENANT).unwrap();
+    let contexts = StaticContexts::new()
+        .with("from-internal", other)
+        .with("from-extern", other);
+    // 01: Local channels only (no line, no tenant in any event): the context names it.
+    let rows = read_rows(&fixtures().join("01-internal-answered-caller-hangup/cel.csv"));
+    let log = &generate_all(rows.clone(), &lines(), &contexts, default_tenant()).logs[0];
+    assert_eq!(log.requested_context.as_deref(), Some("from-internal"));
+    assert_eq!(log.tenant_uuid, other);
+    let log = &generate_all(rows, &lines(), &StaticContexts::new(), default_tenant()).logs[0];
+    assert_eq!(log.tenant_uuid, default_tenant(), "an unknown context");
+    // 21: the participants' tenant comes first.
+    let rows = read_rows(&fixtures().join("21-sip-call-answered/cel.csv"));
+    let log = &generate_all(rows, &lines(), &contexts, default_tenant()).logs[0];
+    assert_eq!(log.tenant_uuid, tenant);
+    // 25 without its lines: the incall's extra comes before the context.
+    let rows = read_rows(&fixtures().join("25-sip-inbound-did/cel.csv"));
+    let log = &generate_all(rows, &StaticLines::new(), &contexts, default_tenant()).logs[0];
+    assert_eq!(log.tenant_uuid, tenant);
 }

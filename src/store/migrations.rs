@@ -14,6 +14,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../calllog/sql/001_call_log.sql")),
         M::up(include_str!("../cel/sql/001_cel.sql")),
         M::up(include_str!("../calllog/sql/002_line_identity.sql")),
+        M::up(include_str!("../calllog/sql/004_call_status.sql")),
     ])
 }
 
