@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use accentd::ami::{frame_all, AmiFramer, Frame, FrameLimits};
-use accentd::calllog::cdr::model::{CallDirection, CallLog, Role};
+use accentd::calllog::cdr::model::{CallDirection, CallLog, CallStatus, Role};
 use accentd::cel::generate::{
     generate, generate_all, generate_for_linkedids, group, LineOwner, StaticContexts, StaticLines,
 };
@@ -299,6 +299,7 @@ fn pjsip_calls_resolve_their_users() {
     assert_eq!(dest.peer_exten, "2001");
     assert_eq!(source.peer_exten, "2002");
     assert_eq!(log.participants.len(), 2);
+    assert_eq!(log.call_status, CallStatus::Answered);
 
     let inbound = logs_of(read_rows(&fixtures().join("25-sip-inbound-did/cel.csv")));
     let log = &inbound[0].1;
@@ -311,6 +312,7 @@ fn pjsip_calls_resolve_their_users() {
     let log = &missed[0].1;
     assert!(!log.answered());
     assert!(log.participants.iter().all(|p| !p.answered || p.role == Role::Source));
+    assert_eq!(log.call_status, CallStatus::Unknown);
 }
 
 #[test]
@@ -318,6 +320,7 @@ fn voicemail_is_noticed() {
     let logs = logs_of(read_rows(&fixtures().join("12-voicemail-1000/cel.csv")));
     assert_eq!(logs.len(), 1);
     assert!(!logs[0].1.answered());
+    assert_eq!(logs[0].1.call_status, CallStatus::Voicemail);
 }
 
 #[test]
@@ -978,4 +981,62 @@ fn tenant_from_the_requested_context() {
     let rows = read_rows(&fixtures().join("25-sip-inbound-did/cel.csv"));
     let log = &generate_all(rows, &StaticLines::new(), &contexts, default_tenant()).logs[0];
     assert_eq!(log.tenant_uuid, tenant);
+}
+
+/// A user blocks a number: the carrier's call comes in (`ACCENT_INCALL`), the dialplan finds the
+/// caller's number in Alice's blocked numbers, says so in `WAZO_USER_BLOCKED_CALL` (extra shaped
+/// as upstream's dialplan writes it) and plays `user-unreachable`. The call is `blocked`, and
+/// Alice, who was asked for, is in it without having answered.
+#[test]
+fn blocked_calls() {
+    let trunk = "PJSIP/pstn-trunk-00000040";
+    let id = "830.1";
+    let caller = ("Spam Caller", "5145552255");
+    let alice = Uuid::parse_str("9f1c2b3a-0000-4000-8000-000000002001").unwrap();
+    let mut incall = user_event(1, "ACCENT_INCALL", trunk, id, TENANT);
+    incall.exten = "5551000".into();
+    let mut blocked = user_event(
+        2,
+        "WAZO_USER_BLOCKED_CALL",
+        trunk,
+        id,
+        &format!(
+            "blocked_caller_id_num: 5145552255, blocked_caller_id_name: Spam Caller, \
+             destination_user_uuid: {alice}, blocked_number_uuid: 2d76d3a5-d41a-498a-abed-bce30b602693"
+        ),
+    );
+    blocked.exten = "blocked".into();
+    blocked.context = "user".into();
+    let mut playback = at(2, EventType::AppStart, trunk, id, caller, "blocked");
+    playback.appname = "Playback".into();
+    playback.appdata = "user-unreachable".into();
+    let rows = vec![
+        at(0, EventType::ChanStart, trunk, id, caller, "5551000"),
+        incall,
+        blocked,
+        playback,
+        at(2, EventType::Answer, trunk, id, caller, "blocked"),
+        at(5, EventType::ChanEnd, trunk, id, caller, "blocked"),
+        at(5, EventType::LinkedidEnd, trunk, id, caller, "blocked"),
+    ];
+    let out = generate_all(rows.clone(), &lines(), &StaticContexts::new(), default_tenant());
+    let log = &out.logs[0];
+    assert_eq!(log.call_status, CallStatus::Blocked);
+    assert_eq!(log.call_direction, CallDirection::Inbound);
+    assert!(!log.answered());
+    assert_eq!(log.tenant_uuid, Uuid::parse_str(TENANT).unwrap());
+    let p = &log.participants;
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(
+        (p[0].user_uuid, p[0].role, p[0].requested, p[0].answered),
+        (alice, Role::Destination, true, false)
+    );
+    assert_eq!(log.to_json(true)["call_status"], "blocked");
+    // Every spelling of the event.
+    for name in ["ACCENT_USER_BLOCKED_CALL", "XIVO_USER_BLOCKED_CALL"] {
+        let mut rows = rows.clone();
+        rows[2].eventtype = EventType::User(name.into());
+        let out = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
+        assert_eq!(out.logs[0].call_status, CallStatus::Blocked, "{name}");
+    }
 }

@@ -125,6 +125,8 @@ pub(crate) fn user_event(d: &mut Draft, cel: &Cel) {
         user_forward(d, cel);
     } else if t.is_user_event("USER_MISSED_CALL") {
         missed_call(d, cel);
+    } else if t.is_user_event("USER_BLOCKED_CALL") {
+        blocked_call(d, cel);
     } else if t.is_user_event("CALL_LOG_DESTINATION") {
         destination(d, cel);
     } else if t.is_user_event("CONFERENCE") {
@@ -240,6 +242,21 @@ fn missed_call(d: &mut Draft, cel: &Cel) {
     }
     if d.log.destination_exten.is_none() {
         d.log.destination_exten = extra.field("destination_exten");
+    }
+}
+
+/// USER_BLOCKED_CALL: the user called blocks the caller's number (`blocked_caller_id_num: …,
+/// blocked_caller_id_name: …, destination_user_uuid: …, blocked_number_uuid: …`); the call is
+/// blocked, and that user, who was asked for, takes part without having answered.
+fn blocked_call(d: &mut Draft, cel: &Cel) {
+    d.blocked = true;
+    if let Some(user_uuid) = uuid_field(&cel.extra(), "destination_user_uuid") {
+        d.name_user(NamedUser {
+            user_uuid,
+            role: Role::Destination,
+            requested: true,
+            name: None,
+        });
     }
 }
 

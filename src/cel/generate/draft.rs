@@ -44,6 +44,8 @@ pub(crate) struct Draft {
     /// `*_CALL_LOG_DESTINATION` named the destination: channel caller ids no longer change it.
     pub authoritative_destination: bool,
     pub reached_voicemail: bool,
+    /// `*_USER_BLOCKED_CALL`: the callee blocks the caller's number.
+    pub blocked: bool,
     pub mailbox: Option<String>,
     /// Tenant named by an incall or missed-call extra.
     pub extra_tenant: Option<Uuid>,

@@ -245,6 +245,8 @@ mod tests {
     #[test]
     fn store_contexts_load_and_skip_bad_rows() {
         let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../../calllog/sql/001_call_log.sql"))
+            .unwrap();
         conn.execute_batch(include_str!("../../calllog/sql/004_call_status.sql"))
             .unwrap();
         conn.execute_batch(

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::draft::{Channel, Draft};
 use super::lines::{ContextResolver, LineOwner, LineResolver};
-use crate::calllog::cdr::model::{CallLog, Participant, Recording, Role};
+use crate::calllog::cdr::model::{CallLog, CallStatus, Participant, Recording, Role};
 
 /// A resolved participant and the line owner behind it (for the internal fields).
 struct Resolved {
@@ -33,6 +33,7 @@ pub(crate) fn finish(
     let context_tenant = log.requested_context.as_deref().and_then(|c| contexts.tenant(c));
     log.tenant_uuid = tenant(&resolved, d.extra_tenant, context_tenant, default_tenant);
     let answered = log.answer_us.is_some();
+    log.call_status = CallStatus::derive(d.blocked, d.reached_voicemail, answered);
     log.recordings = recordings(d.recordings, answered);
     let (source_peer, destination_peer) = (
         log.destination_exten
