@@ -1040,3 +1040,66 @@ fn blocked_calls() {
         assert_eq!(out.logs[0].call_status, CallStatus::Blocked, "{name}");
     }
 }
+
+/// Section 3.4's other user events, in their upstream spellings: CONFERENCE (`NAME: …`) and
+/// CALL_LOG_REQUESTED_INTERNAL on the caller; ORIGINATE_ALL_LINES (`user_uuid:…,tenant_uuid:…`)
+/// on a Local originate's leg, naming the source user and the tenant when no line does.
+#[test]
+fn conference_requested_internal_and_all_lines_events() {
+    let chan = "PJSIP/2001-00000001";
+    // A conference: the caller alone in the conference's bridge.
+    let mut rows = good_call("840.1", 840);
+    rows.retain(|c| c.uniqueid == "840.1" || c.eventtype == EventType::LinkedidEnd);
+    rows.push(user_event(841, "WAZO_CONFERENCE", chan, "840.1", "NAME: Sales, EMEA"));
+    rows.push(user_event(
+        841,
+        "WAZO_CALL_LOG_REQUESTED_INTERNAL",
+        chan,
+        "840.1",
+        "requested_internal_exten: 1002, requested_internal_context: default",
+    ));
+    rows.push(user_event(842, "ACCENT_CALL_LOG_REQUESTED_INTERNAL", chan, "840.1", ""));
+    let out = generate_all(rows, &lines(), &StaticContexts::new(), default_tenant());
+    let log = &out.logs[0];
+    assert_eq!(log.destination_name.as_deref(), Some("Sales, EMEA"));
+    assert_eq!(
+        (
+            log.requested_internal_exten.as_deref(),
+            log.requested_internal_context.as_deref()
+        ),
+        (Some("1002"), Some("default")),
+        "an event without a number keeps the one known"
+    );
+
+    let alice = Uuid::parse_str("9f1c2b3a-0000-4000-8000-000000002001").unwrap();
+    let other = Uuid::parse_str("54eb71f8-1f4b-4ae4-8730-638062fbe521").unwrap();
+    let l1 = "Local/9f1c2b3a-0000-4000-8000-000000002001@usersharedlines-000000df;1";
+    let l2 = "Local/9f1c2b3a-0000-4000-8000-000000002001@usersharedlines-000000df;2";
+    let (src, dst) = ("PJSIP/2001-00000003", "PJSIP/2002-00000004");
+    let mut rows = vec![
+        row(1, EventType::ChanStart, l1, "2.1", "2.1"),
+        row(1, EventType::ChanStart, l2, "2.2", "2.1"),
+        user_event(
+            1,
+            "WAZO_ORIGINATE_ALL_LINES",
+            l2,
+            "2.2",
+            &format!("user_uuid:{alice},tenant_uuid:{other}"),
+        ),
+        row(2, EventType::ChanStart, src, "2.3", "2.1"),
+        row(4, EventType::Answer, src, "2.3", "2.1"),
+        row(5, EventType::ChanStart, dst, "2.4", "2.1"),
+        row(7, EventType::BridgeEnter, dst, "2.4", "2.1"),
+        row(20, EventType::ChanEnd, src, "2.3", "2.1"),
+        row(20, EventType::ChanEnd, dst, "2.4", "2.1"),
+        row(21, EventType::LinkedidEnd, dst, "2.4", "2.1"),
+    ];
+    rows[2].linkedid = "2.1".into();
+    rows[6].extra = r#"{"bridge_id":"b","bridge_technology":"simple_bridge"}"#.into();
+    let out = generate_all(rows, &StaticLines::new(), &StaticContexts::new(), default_tenant());
+    let log = &out.logs[0];
+    assert_eq!(log.tenant_uuid, other);
+    let source: Vec<_> = log.participants.iter().filter(|p| p.role == Role::Source).collect();
+    assert_eq!(source.len(), 1);
+    assert_eq!(source[0].user_uuid, alice);
+}

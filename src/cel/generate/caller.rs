@@ -138,11 +138,17 @@ pub(crate) fn user_event(d: &mut Draft, cel: &Cel) {
     } else if t.is_user_event("MEETING_NAME") {
         meeting_name(d, cel);
     } else if t.is_user_event("CALL_LOG_REQUESTED_INTERNAL") {
+        // Only what the extra names: an event without a number keeps the one known.
         let extra = cel.extra();
-        d.log.requested_internal_exten = extra.field("requested_internal_exten").or_else(|| extra.field("num"));
-        d.log.requested_internal_context = extra
+        if let Some(exten) = extra.field("requested_internal_exten").or_else(|| extra.field("num")) {
+            d.log.requested_internal_exten = Some(exten);
+        }
+        if let Some(context) = extra
             .field("requested_internal_context")
-            .or_else(|| extra.field("context"));
+            .or_else(|| extra.field("context"))
+        {
+            d.log.requested_internal_context = Some(context);
+        }
     } else if t.is_user_event("ORIGINATE_ALL_LINES") {
         originate_all_lines(d, cel);
     }
