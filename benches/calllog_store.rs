@@ -22,7 +22,7 @@ use support::arg;
 
 use accentd::calllog::cdr::model::{CallDirection, CallLog, CdrQuery, Participant, Role, Visibility};
 use accentd::calllog::cdr::store as cdr_store;
-use accentd::cel::generate::{generate_for_linkedids, StaticLines};
+use accentd::cel::generate::{generate_for_linkedids, StaticContexts, StaticLines};
 use accentd::cel::{open_file, store as cel_store, Cel, EventTime};
 use uuid::Uuid;
 
@@ -133,6 +133,7 @@ fn main() -> anyhow::Result<()> {
     let call = recorded_call()?;
     let tenant = Uuid::new_v4();
     let lines = StaticLines::new();
+    let contexts = StaticContexts::new();
 
     eprintln!("filling {cels} CEL rows …");
     let copies = fill_cels(&mut conn, &call, cels)?;
@@ -150,7 +151,7 @@ fn main() -> anyhow::Result<()> {
         black_box(rows);
         read.push(t.elapsed());
         let t = Instant::now();
-        let outcome = generate_for_linkedids(&conn, std::slice::from_ref(&linkedid), &lines, tenant)?;
+        let outcome = generate_for_linkedids(&conn, std::slice::from_ref(&linkedid), &lines, &contexts, tenant)?;
         let tx = conn.transaction()?;
         for log in &outcome.logs {
             cdr_store::replace(&tx, log, 0).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use support::arg;
 
-use accentd::cel::generate::{generate_all, group, LineOwner, StaticLines};
+use accentd::cel::generate::{generate_all, group, LineOwner, StaticContexts, StaticLines};
 use accentd::cel::{open_file, Cel};
 use uuid::Uuid;
 
@@ -99,7 +99,7 @@ fn main() -> anyhow::Result<()> {
 
         let input = rows.clone();
         let t = Instant::now();
-        let out = generate_all(black_box(input), &lines, Uuid::nil());
+        let out = generate_all(black_box(input), &lines, &StaticContexts::new(), Uuid::nil());
         best_generate = best_generate.min(t.elapsed().as_secs_f64());
         logs = out.logs.len();
         black_box(out);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use accentd::calllog::cdr::model::{CallDirection, CallLog, Participant, Recording, Role};
+use accentd::calllog::cdr::model::{CallDirection, CallLog, CallStatus, Participant, Recording, Role};
 use common::TestServer;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -91,17 +91,20 @@ async fn world() -> World {
     let mut a = log(master, "1795870944.1", 0, ("Alice", "2001"), ("Bob", "2002"));
     a.answer_us = Some(a.start_us + 5_000_000);
     a.call_direction = CallDirection::Inbound;
+    a.call_status = CallStatus::Answered;
     a.participants = vec![
         participant(alice, Role::Source, true, "2002", &["sales"]),
         participant(bob, Role::Destination, true, "2001", &["support"]),
     ];
     let mut b = log(master, "1795870944.2", 100, ("Bob", "2002"), ("Alice", "2001"));
+    b.call_status = CallStatus::Voicemail;
     b.participants = vec![
         participant(bob, Role::Source, false, "2001", &[]),
         participant(alice, Role::Destination, false, "2002", &[]),
     ];
     let mut c = log(master, "1795870944.3", 200, ("Alice", "2001"), ("Bob", "2002"));
     c.answer_us = Some(c.start_us + 1_000_000);
+    c.call_status = CallStatus::Answered;
     c.participants = vec![
         participant(alice, Role::Source, true, "2002", &[]),
         participant(bob, Role::Destination, true, "2001", &[]),
@@ -144,6 +147,7 @@ async fn list_get_and_the_call_log_fields() {
     assert_eq!(one["duration"], 25);
     assert_eq!(one["answered"], true);
     assert_eq!(one["call_direction"], "inbound");
+    assert_eq!(one["call_status"], "answered");
     assert_eq!(one["source_extension"], "2001");
     assert_eq!(one["source_user_uuid"], w.alice.to_string());
     assert_eq!(one["source_line_id"], 1);
@@ -195,6 +199,13 @@ async fn filters_order_and_pagination() {
         ("/cdr?direction=asc", vec![w.ids[0], w.ids[1], w.ids[2]]),
         ("/cdr?call_direction=inbound", vec![w.ids[0]]),
         ("/cdr?call_direction=internal", vec![w.ids[2], w.ids[1]]),
+        ("/cdr?call_status=answered", vec![w.ids[2], w.ids[0]]),
+        ("/cdr?call_status=voicemail", vec![w.ids[1]]),
+        ("/cdr?call_status=blocked", vec![]),
+        (
+            "/cdr?order=call_status&direction=asc",
+            vec![w.ids[0], w.ids[2], w.ids[1]],
+        ),
         ("/cdr?search=bob", vec![w.ids[2], w.ids[1], w.ids[0]]),
         ("/cdr?number=2002", vec![w.ids[2], w.ids[1], w.ids[0]]),
         ("/cdr?number=_02", vec![w.ids[2], w.ids[1], w.ids[0]]),
@@ -235,6 +246,7 @@ async fn bad_filter_values_are_400_with_the_field_named() {
         "limit=-1",
         "order=nosuchfield",
         "call_direction=up",
+        "call_status=missed",
         "number=12a",
         "user_uuid=x",
     ] {
@@ -313,6 +325,11 @@ async fn csv_on_accept_header_or_format() {
         let answered = header.iter().position(|h| h == "answered").expect("answered");
         assert_eq!(&rows[2][answered], "True");
         assert_eq!(&rows[1][answered], "False");
+        // Upstream's order: call_status right after call_direction.
+        let status = header.iter().position(|h| h == "call_status").expect("call_status");
+        assert_eq!(header[status - 1], "call_direction");
+        assert_eq!(header[status + 1], "requested_name");
+        assert_eq!(&rows[1][status], "voicemail");
     }
 }
 

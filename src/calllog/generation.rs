@@ -7,7 +7,7 @@ use super::cdr::model::CallLog;
 use super::CallLogService;
 use crate::api::error::ApiError;
 use crate::bus::EventSpec;
-use crate::cel::generate::{self, GenerateOutcome, StoreLines};
+use crate::cel::generate::{self, GenerateOutcome, StoreContexts, StoreLines};
 use crate::cel::Cel;
 
 impl CallLogService {
@@ -32,7 +32,8 @@ impl CallLogService {
             .store
             .read(move |conn| {
                 let lines = StoreLines::load(conn)?;
-                generate::generate_for_linkedids(conn, &linkedids, &lines, tenant)
+                let contexts = StoreContexts::load(conn)?;
+                generate::generate_for_linkedids(conn, &linkedids, &lines, &contexts, tenant)
                     .map_err(|e| ApiError::Internal(e.to_string()))
             })
             .await?;
@@ -61,7 +62,8 @@ impl CallLogService {
             .store
             .read(move |conn| {
                 let lines = StoreLines::load(conn)?;
-                Ok::<_, ApiError>(generate::generate_all(rows, &lines, tenant))
+                let contexts = StoreContexts::load(conn)?;
+                Ok::<_, ApiError>(generate::generate_all(rows, &lines, &contexts, tenant))
             })
             .await?;
         self.report_failures(&outcome);

@@ -16,6 +16,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../calllog/sql/002_line_identity.sql")),
         M::up(include_str!("../confd/sql/001_core.sql")),
         M::up(include_str!("../calllog/sql/005_retention_exports.sql")),
+        M::up(include_str!("../calllog/sql/004_call_status.sql")),
     ])
 }
 
@@ -28,5 +29,28 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(super::migrations().validate().is_ok());
+    }
+
+    /// 004 gives the call logs stored before it a `call_status`: answered when they were.
+    #[test]
+    fn call_status_of_earlier_logs() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("open");
+        let m = super::migrations();
+        m.to_version(&mut conn, 5).expect("up to 002_line_identity");
+        conn.execute_batch(
+            "INSERT INTO call_log (tenant_uuid, conversation_id, start_us, answer_us, call_direction, created_us)
+             VALUES ('t', '1.1', 1, 2, 'internal', 0), ('t', '1.2', 1, NULL, 'internal', 0);",
+        )
+        .expect("insert");
+        m.to_latest(&mut conn).expect("latest");
+        let mut stmt = conn
+            .prepare("SELECT call_status FROM call_log ORDER BY conversation_id")
+            .expect("prepare");
+        let status: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(status, vec!["answered", "unknown"]);
     }
 }

@@ -22,6 +22,7 @@ const COLUMNS: &[&str] = &[
     "destination_line_id",
     "duration",
     "call_direction",
+    "call_status",
     "requested_name",
     "requested_extension",
     "requested_context",

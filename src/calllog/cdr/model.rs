@@ -38,6 +38,54 @@ impl CallDirection {
     }
 }
 
+/// The call's outcome (upstream's newer `call_status`), in order of precedence: blocked,
+/// voicemail (not answered, reached a mailbox), answered, else unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallStatus {
+    Answered,
+    Blocked,
+    Voicemail,
+    #[default]
+    Unknown,
+}
+
+impl CallStatus {
+    pub const ALL: [CallStatus; 4] = [
+        CallStatus::Answered,
+        CallStatus::Blocked,
+        CallStatus::Voicemail,
+        CallStatus::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Answered => "answered",
+            CallStatus::Blocked => "blocked",
+            CallStatus::Voicemail => "voicemail",
+            CallStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CallStatus> {
+        CallStatus::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// The rule: a blocked call is blocked whatever happened next; an unanswered call that
+    /// reached a mailbox is a voicemail.
+    pub fn derive(blocked: bool, reached_voicemail: bool, answered: bool) -> CallStatus {
+        if blocked {
+            CallStatus::Blocked
+        } else if reached_voicemail && !answered {
+            CallStatus::Voicemail
+        } else if answered {
+            CallStatus::Answered
+        } else {
+            CallStatus::Unknown
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -128,6 +176,7 @@ pub struct CallLog {
     pub answer_us: Option<i64>,
     pub end_us: Option<i64>,
     pub call_direction: CallDirection,
+    pub call_status: CallStatus,
     pub source_name: String,
     pub source_exten: String,
     pub source_internal_name: Option<String>,
@@ -210,6 +259,7 @@ impl CallLog {
             "answered": self.answered(),
             "duration": self.duration(),
             "call_direction": self.call_direction,
+            "call_status": self.call_status,
             "conversation_id": self.conversation_id,
             "source_name": self.source_name,
             "source_extension": self.source_exten,
@@ -261,6 +311,7 @@ pub const ORDERABLE: &[(&str, &str)] = &[
     ("answered", "(c.answer_us IS NOT NULL)"),
     ("duration", "(c.end_us - c.answer_us)"),
     ("call_direction", "c.call_direction"),
+    ("call_status", "c.call_status"),
     ("conversation_id", "c.conversation_id"),
     ("source_name", "c.source_name"),
     ("source_extension", "c.source_exten"),
@@ -341,6 +392,7 @@ pub struct CdrQuery {
     pub direction: Direction,
     pub search: Option<String>,
     pub call_direction: Option<CallDirection>,
+    pub call_status: Option<CallStatus>,
     pub number: Option<NumberMatch>,
     pub tags: Vec<String>,
     /// Calls with any of these users as participant.
@@ -406,6 +458,7 @@ impl CdrQuery {
             direction: Direction::Desc,
             search: None,
             call_direction: None,
+            call_status: None,
             number: None,
             tags: Vec::new(),
             user_uuids: Vec::new(),
@@ -449,6 +502,11 @@ impl CdrQuery {
                 "call_direction" => {
                     q.call_direction = Some(CallDirection::parse(v).ok_or_else(|| {
                         ApiError::invalid_field("call_direction", "Must be one of: internal, inbound, outbound.")
+                    })?)
+                }
+                "call_status" => {
+                    q.call_status = Some(CallStatus::parse(v).ok_or_else(|| {
+                        ApiError::invalid_field("call_status", "Must be one of: answered, blocked, voicemail, unknown.")
                     })?)
                 }
                 "number" => q.number = Some(NumberMatch::parse(v)?),
@@ -515,6 +573,7 @@ mod tests {
             "order=end",
             "direction=up",
             "call_direction=sideways",
+            "call_status=missed",
             "user_uuid=nope",
             "from_id=1.5",
             "distinct=name",
@@ -531,7 +590,7 @@ mod tests {
     fn good_filters_parse() {
         let q = CdrQuery::parse(
             "from=2026-11-28T00:00:00&until=2026-11-29T00:00:00%2B01:00&limit=5&order=duration&direction=asc\
-             &call_direction=inbound&number=_12&tags=a,b&user_uuid=3d0f3a2c-6a5e-4d5b-9d1e-2f6c1b7a9e10\
+             &call_direction=inbound&call_status=voicemail&number=_12&tags=a,b&user_uuid=3d0f3a2c-6a5e-4d5b-9d1e-2f6c1b7a9e10\
              &distinct=peer_exten&recorded=false&format=csv&conversation_id=1795870944.58",
         )
         .expect("parses");
@@ -542,7 +601,25 @@ mod tests {
             (5, "(c.end_us - c.answer_us)", Direction::Asc)
         );
         assert_eq!(q.tags, vec!["a", "b"]);
+        assert_eq!(q.call_status, Some(CallStatus::Voicemail));
         assert!(q.distinct_peer_exten && q.csv && q.recorded == Some(false));
+    }
+
+    #[test]
+    fn call_status_precedence() {
+        use CallStatus::*;
+        assert_eq!(CallStatus::derive(true, true, true), Blocked);
+        assert_eq!(CallStatus::derive(false, true, false), Voicemail);
+        assert_eq!(
+            CallStatus::derive(false, true, true),
+            Answered,
+            "answered, then a mailbox"
+        );
+        assert_eq!(CallStatus::derive(false, false, true), Answered);
+        assert_eq!(CallStatus::derive(false, false, false), Unknown);
+        for s in CallStatus::ALL {
+            assert_eq!(CallStatus::parse(s.as_str()), Some(s));
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Transaction};
 use uuid::Uuid;
 
-use super::model::{CallDirection, CallLog, CdrQuery, Participant, Recording, Role, Visibility};
+use super::model::{CallDirection, CallLog, CallStatus, CdrQuery, Participant, Recording, Role, Visibility};
 use crate::api::error::ApiError;
 
 /// Stores `log`, replacing the log of the same conversation if there is one (generating the
@@ -27,9 +27,10 @@ pub fn replace(tx: &Transaction<'_>, log: &CallLog, now_us: i64) -> Result<i64, 
             source_name, source_exten, source_internal_name, source_internal_exten, source_internal_context,
             source_line_identity, requested_name, requested_exten, requested_context, requested_internal_exten,
             requested_internal_context, destination_name, destination_exten, destination_internal_exten,
-            destination_internal_context, destination_line_identity, destination_details, user_field, created_us)
+            destination_internal_context, destination_line_identity, destination_details, user_field, created_us,
+            call_status)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-            ?21, ?22, ?23, ?24, ?25)",
+            ?21, ?22, ?23, ?24, ?25, ?26)",
         params![
             log.tenant_uuid.to_string(),
             log.conversation_id,
@@ -56,6 +57,7 @@ pub fn replace(tx: &Transaction<'_>, log: &CallLog, now_us: i64) -> Result<i64, 
             serde_json::Value::Object(log.destination_details.clone()).to_string(),
             log.user_field,
             now_us,
+            log.call_status.as_str(),
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -103,7 +105,8 @@ const COLUMNS: &str = "c.id, c.tenant_uuid, c.conversation_id, c.start_us, c.ans
     c.source_name, c.source_exten, c.source_internal_name, c.source_internal_exten, c.source_internal_context,
     c.source_line_identity, c.requested_name, c.requested_exten, c.requested_context, c.requested_internal_exten,
     c.requested_internal_context, c.destination_name, c.destination_exten, c.destination_internal_exten,
-    c.destination_internal_context, c.destination_line_identity, c.destination_details, c.user_field";
+    c.destination_internal_context, c.destination_line_identity, c.destination_details, c.user_field,
+    c.call_status";
 
 fn uuid_of(text: String) -> Uuid {
     // Written by us from a `Uuid`; a hand-edited database gets the nil UUID, not a panic.
@@ -113,6 +116,7 @@ fn uuid_of(text: String) -> Uuid {
 fn from_row(row: &Row<'_>) -> rusqlite::Result<CallLog> {
     let details: String = row.get(23)?;
     let direction: String = row.get(6)?;
+    let status: String = row.get(25)?;
     Ok(CallLog {
         id: row.get(0)?,
         tenant_uuid: uuid_of(row.get(1)?),
@@ -121,6 +125,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<CallLog> {
         answer_us: row.get(4)?,
         end_us: row.get(5)?,
         call_direction: CallDirection::parse(&direction).unwrap_or_default(),
+        call_status: CallStatus::parse(&status).unwrap_or_default(),
         source_name: row.get(7)?,
         source_exten: row.get(8)?,
         source_internal_name: row.get(9)?,
@@ -244,6 +249,9 @@ fn filter_clause(vis: &Visibility, q: &CdrQuery, alias: &str) -> Where {
     }
     if let Some(d) = q.call_direction {
         w.push(format!("{alias}.call_direction = ?"), [text(d.as_str())]);
+    }
+    if let Some(s) = q.call_status {
+        w.push(format!("{alias}.call_status = ?"), [text(s.as_str())]);
     }
     if let Some(pattern) = q.search.as_deref().map(crate::api::list::contains_pattern) {
         let cols = [

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::draft::{decode_name, is_holding_bridge, is_routing_app, non_empty, Draft, NamedUser};
+use super::draft::{decode_name, is_holding_bridge, is_meeting_extension, is_routing_app, non_empty, Draft, NamedUser};
 use crate::calllog::cdr::model::{CallDirection, Role};
 use crate::cel::record::{Cel, EventType};
 
@@ -102,11 +102,14 @@ pub(crate) fn bridge_enter(d: &mut Draft, cel: &Cel) {
     }
 }
 
-/// CHAN_END of the caller ends the call and whatever is still recording.
+/// CHAN_END of the caller ends the call and whatever is still recording; the extensions the
+/// log must not show (`s` …) are removed now, once every caller row has been read (callee rows
+/// come after and never bring them back).
 pub(crate) fn chan_end(d: &mut Draft, cel: &Cel) {
     let at = cel.eventtime.micros();
     d.log.end_us = Some(at);
     d.close_recordings(at);
+    d.hide_extensions();
 }
 
 /// The dialplan's user events, under any of the `ACCENT_`/`XIVO_`/`WAZO_` spellings.
@@ -122,22 +125,45 @@ pub(crate) fn user_event(d: &mut Draft, cel: &Cel) {
         user_forward(d, cel);
     } else if t.is_user_event("USER_MISSED_CALL") {
         missed_call(d, cel);
+    } else if t.is_user_event("USER_BLOCKED_CALL") {
+        blocked_call(d, cel);
     } else if t.is_user_event("CALL_LOG_DESTINATION") {
         destination(d, cel);
-    } else if t.is_user_event("CONFERENCE") || t.is_user_event("MEETING_NAME") {
+    } else if t.is_user_event("CONFERENCE") {
         let extra = cel.extra();
         let name = extra.field("name").or_else(|| extra.user_text().and_then(non_empty));
         if let Some(name) = name {
             d.log.destination_name = Some(name);
         }
+    } else if t.is_user_event("MEETING_NAME") {
+        meeting_name(d, cel);
     } else if t.is_user_event("CALL_LOG_REQUESTED_INTERNAL") {
+        // Only what the extra names: an event without a number keeps the one known.
         let extra = cel.extra();
-        d.log.requested_internal_exten = extra.field("requested_internal_exten").or_else(|| extra.field("num"));
-        d.log.requested_internal_context = extra
+        if let Some(exten) = extra.field("requested_internal_exten").or_else(|| extra.field("num")) {
+            d.log.requested_internal_exten = Some(exten);
+        }
+        if let Some(context) = extra
             .field("requested_internal_context")
-            .or_else(|| extra.field("context"));
+            .or_else(|| extra.field("context"))
+        {
+            d.log.requested_internal_context = Some(context);
+        }
     } else if t.is_user_event("ORIGINATE_ALL_LINES") {
         originate_all_lines(d, cel);
+    }
+}
+
+/// MEETING_NAME: the extra is the meeting's name, the destination's name; the meeting's own
+/// extension (`wazo-meeting-<uuid>`) is hidden at the caller's CHAN_END.
+fn meeting_name(d: &mut Draft, cel: &Cel) {
+    if let Some(name) = cel.extra().user_text().and_then(non_empty) {
+        d.log.destination_name = Some(name);
+    }
+    if let Some(exten) = d.log.destination_exten.clone() {
+        if is_meeting_extension(&exten) && !d.hidden.contains(&exten) {
+            d.hidden.push(exten);
+        }
     }
 }
 
@@ -222,6 +248,21 @@ fn missed_call(d: &mut Draft, cel: &Cel) {
     }
     if d.log.destination_exten.is_none() {
         d.log.destination_exten = extra.field("destination_exten");
+    }
+}
+
+/// USER_BLOCKED_CALL: the user called blocks the caller's number (`blocked_caller_id_num: …,
+/// blocked_caller_id_name: …, destination_user_uuid: …, blocked_number_uuid: …`); the call is
+/// blocked, and that user, who was asked for, takes part without having answered.
+fn blocked_call(d: &mut Draft, cel: &Cel) {
+    d.blocked = true;
+    if let Some(user_uuid) = uuid_field(&cel.extra(), "destination_user_uuid") {
+        d.name_user(NamedUser {
+            user_uuid,
+            role: Role::Destination,
+            requested: true,
+            name: None,
+        });
     }
 }
 

@@ -10,6 +10,8 @@ use crate::cel::record::Cel;
 #[derive(Debug, Clone)]
 pub(crate) struct Channel {
     pub uniqueid: String,
+    /// `PJSIP/2001-0000000a`: BRIDGE_ENTER rows name their peers this way.
+    pub channame: String,
     pub identity: Option<String>,
     pub role: Role,
     pub answered: bool,
@@ -42,6 +44,8 @@ pub(crate) struct Draft {
     /// `*_CALL_LOG_DESTINATION` named the destination: channel caller ids no longer change it.
     pub authoritative_destination: bool,
     pub reached_voicemail: bool,
+    /// `*_USER_BLOCKED_CALL`: the callee blocks the caller's number.
+    pub blocked: bool,
     pub mailbox: Option<String>,
     /// Tenant named by an incall or missed-call extra.
     pub extra_tenant: Option<Uuid>,
@@ -56,6 +60,24 @@ pub(crate) struct Draft {
     pub originated: bool,
     /// The caller reached its routing application (Dial, Queue …).
     pub routed: bool,
+    /// Endpoints a mobile push is waiting for (`Local/<endpoint>@wazo_wait_for_registration…;2`),
+    /// lowercased: the endpoint's next PJSIP channel is the real callee.
+    pub pending_mobile: Vec<String>,
+    /// Extensions hidden on top of [`HIDDEN_EXTENSIONS`] (a meeting's technical extension).
+    pub hidden: Vec<String>,
+}
+
+/// Dialplan extensions that say nothing to a user: a channel Asterisk creates (Dial, ARI or AMI
+/// originate) starts at `s`, and upstream hides it rather than show "s" as the number called
+/// (section 3.4, CHAN_END).
+pub(crate) const HIDDEN_EXTENSIONS: [&str; 1] = ["s"];
+
+/// A meeting's extension (`wazo-meeting-<uuid>`, `accent-meeting-<uuid>`): the meeting's name
+/// is shown instead (`*_MEETING_NAME`).
+pub(crate) fn is_meeting_extension(exten: &str) -> bool {
+    ["wazo-meeting-", "accent-meeting-", "xivo-meeting-"]
+        .iter()
+        .any(|p| exten.starts_with(p))
 }
 
 /// The applications that route a call: the first of them on the caller gives the dialed
@@ -139,6 +161,30 @@ fn recording_uuid(path: &str) -> Option<Uuid> {
 }
 
 impl Draft {
+    /// True for an extension the log must not show ([`HIDDEN_EXTENSIONS`] and the call's own).
+    pub fn is_hidden(&self, exten: &str) -> bool {
+        HIDDEN_EXTENSIONS.contains(&exten) || self.hidden.iter().any(|h| h == exten)
+    }
+
+    /// `Some(exten)` when it is not empty and may be shown.
+    pub fn shown(&self, exten: &str) -> Option<String> {
+        non_empty(exten).filter(|e| !self.is_hidden(e))
+    }
+
+    /// The caller's CHAN_END removes hidden extensions from what the log shows.
+    pub fn hide_extensions(&mut self) {
+        let hide = |d: &Draft, v: Option<String>| v.filter(|e| !d.is_hidden(e));
+        if self.is_hidden(&self.log.source_exten) {
+            self.log.source_exten.clear();
+        }
+        let requested = self.log.requested_exten.take();
+        self.log.requested_exten = hide(self, requested);
+        let destination = self.log.destination_exten.take();
+        self.log.destination_exten = hide(self, destination);
+        let internal = self.log.requested_internal_exten.take();
+        self.log.requested_internal_exten = hide(self, internal);
+    }
+
     pub fn channel_mut(&mut self, uniqueid: &str) -> Option<&mut Channel> {
         self.channels.iter_mut().find(|c| c.uniqueid == uniqueid)
     }
@@ -147,6 +193,7 @@ impl Draft {
         if self.channel_mut(&cel.uniqueid).is_none() {
             self.channels.push(Channel {
                 uniqueid: cel.uniqueid.clone(),
+                channame: cel.channame.clone(),
                 identity: super::lines::identity(&cel.channame),
                 role,
                 answered: false,

@@ -1,8 +1,10 @@
 //! Line identities and the users behind them (section 3.7: a channel is resolved to a user
-//! through its line, `protocol/name` → line → user).
+//! through its line, `protocol/name` → line → user), and dialplan contexts and their tenants
+//! (the requested context's tenant, when nothing else names one).
 //!
-//! Until confd lands, [`StoreLines`] reads the `calllog_line` table that confd will fill; tests
-//! use [`StaticLines`].
+//! Until confd lands, [`StoreLines`] and [`StoreContexts`] read the `calllog_line` and
+//! `calllog_context` tables that confd will fill; tests use [`StaticLines`] and
+//! [`StaticContexts`].
 
 use std::collections::HashMap;
 
@@ -137,6 +139,67 @@ impl LineResolver for StoreLines {
     }
 }
 
+/// Finds the tenant of a dialplan context (confd's contexts).
+pub trait ContextResolver: Send + Sync {
+    fn tenant(&self, context: &str) -> Option<Uuid>;
+}
+
+/// A fixed map of contexts, for tests and tools; empty, it knows none.
+#[derive(Debug, Clone, Default)]
+pub struct StaticContexts(pub HashMap<String, Uuid>);
+
+impl StaticContexts {
+    pub fn new() -> Self {
+        StaticContexts(HashMap::new())
+    }
+
+    pub fn with(mut self, context: &str, tenant: Uuid) -> Self {
+        self.0.insert(context.to_owned(), tenant);
+        self
+    }
+}
+
+impl ContextResolver for StaticContexts {
+    fn tenant(&self, context: &str) -> Option<Uuid> {
+        self.0.get(context).copied()
+    }
+}
+
+/// The `calllog_context` table (`calllog/sql/004_call_status.sql`) loaded in memory, as
+/// [`StoreLines`] does for lines.
+#[derive(Debug, Clone, Default)]
+pub struct StoreContexts(StaticContexts);
+
+impl StoreContexts {
+    /// Reads every row; a tenant that is not a UUID skips its row.
+    pub fn load(conn: &Connection) -> rusqlite::Result<StoreContexts> {
+        let mut stmt = conn.prepare("SELECT name, tenant_uuid FROM calllog_context")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
+        let mut map = HashMap::new();
+        for row in rows {
+            let (name, tenant) = row?;
+            if let Some(tenant) = parse_uuid(tenant) {
+                map.insert(name, tenant);
+            }
+        }
+        Ok(StoreContexts(StaticContexts(map)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0 .0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 .0.is_empty()
+    }
+}
+
+impl ContextResolver for StoreContexts {
+    fn tenant(&self, context: &str) -> Option<Uuid> {
+        self.0.tenant(context)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +240,28 @@ mod tests {
         assert_eq!((alice.line_id, alice.tags.clone()), (7, vec!["sales".to_string()]));
         assert!(lines.resolve("pjsip/2002").unwrap().tags.is_empty());
         assert!(lines.resolve("pjsip/bad").is_none());
+    }
+
+    #[test]
+    fn store_contexts_load_and_skip_bad_rows() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../../calllog/sql/001_call_log.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!("../../calllog/sql/004_call_status.sql"))
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO calllog_context VALUES ('from-internal', '3d0f3a2c-6a5e-4d5b-9d1e-2f6c1b7a9e10');
+             INSERT INTO calllog_context VALUES ('broken', 'not-a-uuid');
+             INSERT INTO calllog_context VALUES ('none', NULL);",
+        )
+        .unwrap();
+        let contexts = StoreContexts::load(&conn).unwrap();
+        assert_eq!(contexts.len(), 1);
+        assert_eq!(
+            contexts.tenant("from-internal"),
+            Uuid::parse_str("3d0f3a2c-6a5e-4d5b-9d1e-2f6c1b7a9e10").ok()
+        );
+        assert_eq!(contexts.tenant("broken"), None);
+        assert_eq!(contexts.tenant("From-Internal"), None, "contexts are case-sensitive");
     }
 }

@@ -5,7 +5,8 @@
 //! - [`local_originate`], then dispatch: the first channel is the caller ([`caller`], 3.4),
 //!   every other started channel a callee ([`callee`], 3.5) (3.3);
 //! - [`participants`]: lines → users, tenant, recordings, discard rule (3.7);
-//! - [`lines`]: the line-identity resolver (`calllog_line` until confd lands).
+//! - [`lines`]: the line-identity and context resolvers (`calllog_line` and `calllog_context`
+//!   until confd lands).
 //!
 //! Deterministic: the same rows give the same logs, and `conversation_id` (the smallest
 //! linkedid) lets the store replace a log instead of adding another.
@@ -24,7 +25,9 @@ use rusqlite::Connection;
 use uuid::Uuid;
 
 pub use group::{group, CelGroup};
-pub use lines::{identity, LineOwner, LineResolver, StaticLines, StoreLines};
+pub use lines::{
+    identity, ContextResolver, LineOwner, LineResolver, StaticContexts, StaticLines, StoreContexts, StoreLines,
+};
 
 use self::draft::Draft;
 use crate::calllog::cdr::model::CallLog;
@@ -85,6 +88,7 @@ fn check(group: &CelGroup) -> Result<(), GenerateError> {
 pub fn generate(
     group: &CelGroup,
     lines: &dyn LineResolver,
+    contexts: &dyn ContextResolver,
     default_tenant: Uuid,
 ) -> Result<Option<CallLog>, GenerateError> {
     check(group)?;
@@ -96,7 +100,7 @@ pub fn generate(
     let Some(draft) = draft else {
         return Ok(None);
     };
-    let log = participants::finish(draft, lines, default_tenant).map(|mut log| {
+    let log = participants::finish(draft, lines, contexts, default_tenant).map(|mut log| {
         log.conversation_id = group.conversation_id().to_owned();
         log
     });
@@ -134,14 +138,19 @@ fn dispatch(cels: &[Cel]) -> Option<Draft> {
 
 /// Generates every complete group of `cels` (already expanded): a failed call is reported and
 /// the others go on.
-pub fn generate_all(cels: Vec<Cel>, lines: &dyn LineResolver, default_tenant: Uuid) -> GenerateOutcome {
+pub fn generate_all(
+    cels: Vec<Cel>,
+    lines: &dyn LineResolver,
+    contexts: &dyn ContextResolver,
+    default_tenant: Uuid,
+) -> GenerateOutcome {
     let (complete, incomplete) = group(cels);
     let mut out = GenerateOutcome {
         incomplete: incomplete.len(),
         ..GenerateOutcome::default()
     };
     for g in &complete {
-        match generate(g, lines, default_tenant) {
+        match generate(g, lines, contexts, default_tenant) {
             Ok(Some(log)) => out.logs.push(log),
             Ok(None) => {}
             Err(e) => out.failed.push((g.conversation_id().to_owned(), e.to_string())),
@@ -177,8 +186,9 @@ pub fn generate_for_linkedids(
     conn: &Connection,
     linkedids: &[String],
     lines: &dyn LineResolver,
+    contexts: &dyn ContextResolver,
     default_tenant: Uuid,
 ) -> Result<GenerateOutcome, GenerateError> {
     let rows = expand(conn, linkedids)?;
-    Ok(generate_all(rows, lines, default_tenant))
+    Ok(generate_all(rows, lines, contexts, default_tenant))
 }

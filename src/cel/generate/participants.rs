@@ -4,8 +4,8 @@
 use uuid::Uuid;
 
 use super::draft::{Channel, Draft};
-use super::lines::{LineOwner, LineResolver};
-use crate::calllog::cdr::model::{CallLog, Participant, Recording, Role};
+use super::lines::{ContextResolver, LineOwner, LineResolver};
+use crate::calllog::cdr::model::{CallLog, CallStatus, Participant, Recording, Role};
 
 /// A resolved participant and the line owner behind it (for the internal fields).
 struct Resolved {
@@ -15,7 +15,12 @@ struct Resolved {
 
 /// Turns the draft into the call log, or `None` when it has no start or no source name nor
 /// number (section 3.7: such logs are discarded).
-pub(crate) fn finish(d: Draft, lines: &dyn LineResolver, default_tenant: Uuid) -> Option<CallLog> {
+pub(crate) fn finish(
+    d: Draft,
+    lines: &dyn LineResolver,
+    contexts: &dyn ContextResolver,
+    default_tenant: Uuid,
+) -> Option<CallLog> {
     let start = d.start?;
     if d.log.source_name.is_empty() && d.log.source_exten.is_empty() {
         return None;
@@ -25,8 +30,10 @@ pub(crate) fn finish(d: Draft, lines: &dyn LineResolver, default_tenant: Uuid) -
     let mut resolved = from_channels(&d.channels, lines);
     add_named_users(&mut resolved, &d.named_users);
     fill_internal(&mut log, &resolved);
-    log.tenant_uuid = tenant(&resolved, d.extra_tenant, default_tenant);
+    let context_tenant = log.requested_context.as_deref().and_then(|c| contexts.tenant(c));
+    log.tenant_uuid = tenant(&resolved, d.extra_tenant, context_tenant, default_tenant);
     let answered = log.answer_us.is_some();
+    log.call_status = CallStatus::derive(d.blocked, d.reached_voicemail, answered);
     log.recordings = recordings(d.recordings, answered);
     let (source_peer, destination_peer) = (
         log.destination_exten
@@ -127,8 +134,8 @@ fn fill_internal(log: &mut CallLog, resolved: &[Resolved]) {
     let destination =
         owner_of(&|p| p.role == Role::Destination && p.answered).or_else(|| owner_of(&|p| p.role == Role::Destination));
     if let Some(o) = destination {
-        log.destination_internal_exten = o.exten.clone();
-        log.destination_internal_context = o.context.clone();
+        log.destination_internal_exten = o.exten.clone().or(log.destination_internal_exten.take());
+        log.destination_internal_context = o.context.clone().or(log.destination_internal_context.take());
     }
     if log.requested_internal_exten.is_none() {
         if let Some(o) = owner_of(&|p| p.requested) {
@@ -138,9 +145,9 @@ fn fill_internal(log: &mut CallLog, resolved: &[Resolved]) {
     }
 }
 
-/// Tenant: the participants' (source first), else the dialplan's extras, else ours. (The
-/// requested context's tenant needs confd's contexts: not available yet.)
-fn tenant(resolved: &[Resolved], extra: Option<Uuid>, default: Uuid) -> Uuid {
+/// Tenant: the participants' (source first), else the dialplan's extras, else the requested
+/// context's, else ours.
+fn tenant(resolved: &[Resolved], extra: Option<Uuid>, context: Option<Uuid>, default: Uuid) -> Uuid {
     let of = |role: Role| {
         resolved
             .iter()
@@ -150,6 +157,7 @@ fn tenant(resolved: &[Resolved], extra: Option<Uuid>, default: Uuid) -> Uuid {
     of(Role::Source)
         .or_else(|| of(Role::Destination))
         .or(extra)
+        .or(context)
         .unwrap_or(default)
 }
 
@@ -176,7 +184,7 @@ fn recordings(mut segments: Vec<Recording>, answered: bool) -> Vec<Recording> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cel::generate::lines::StaticLines;
+    use crate::cel::generate::lines::{StaticContexts, StaticLines};
 
     fn owner(line_id: i64, user: u128) -> LineOwner {
         LineOwner {
@@ -193,6 +201,7 @@ mod tests {
     fn channel(uniqueid: &str, identity: &str, role: Role, answered: bool) -> Channel {
         Channel {
             uniqueid: uniqueid.into(),
+            channame: format!("{identity}-0000000{uniqueid}"),
             identity: Some(identity.into()),
             role,
             answered,
@@ -213,9 +222,11 @@ mod tests {
         let r = from_channels(&channels, &lines);
         assert_eq!(r.len(), 2);
         assert!(r[1].participant.answered);
-        assert_eq!(tenant(&r, None, Uuid::nil()), Uuid::from_u128(99));
-        assert_eq!(tenant(&[], Some(Uuid::from_u128(5)), Uuid::nil()), Uuid::from_u128(5));
-        assert_eq!(tenant(&[], None, Uuid::nil()), Uuid::nil());
+        let (five, six) = (Some(Uuid::from_u128(5)), Some(Uuid::from_u128(6)));
+        assert_eq!(tenant(&r, five, six, Uuid::nil()), Uuid::from_u128(99));
+        assert_eq!(tenant(&[], five, six, Uuid::nil()), Uuid::from_u128(5));
+        assert_eq!(tenant(&[], None, six, Uuid::nil()), Uuid::from_u128(6));
+        assert_eq!(tenant(&[], None, None, Uuid::nil()), Uuid::nil());
     }
 
     #[test]
@@ -237,13 +248,14 @@ mod tests {
     #[test]
     fn a_draft_without_start_or_source_is_discarded() {
         let lines = StaticLines::new();
-        assert!(finish(Draft::default(), &lines, Uuid::nil()).is_none());
+        let contexts = StaticContexts::new();
+        assert!(finish(Draft::default(), &lines, &contexts, Uuid::nil()).is_none());
         let mut d = Draft {
             start: Some(1),
             ..Draft::default()
         };
-        assert!(finish(d.clone(), &lines, Uuid::nil()).is_none());
+        assert!(finish(d.clone(), &lines, &contexts, Uuid::nil()).is_none());
         d.log.source_exten = "1001".into();
-        assert_eq!(finish(d, &lines, Uuid::nil()).map(|l| l.start_us), Some(1));
+        assert_eq!(finish(d, &lines, &contexts, Uuid::nil()).map(|l| l.start_us), Some(1));
     }
 }
