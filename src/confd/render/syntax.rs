@@ -67,7 +67,8 @@ pub fn parse(text: &str) -> Result<ConfFile, SyntaxError> {
     let mut file = ConfFile::default();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut block_comment = false;
-    for (i, raw) in text.lines().enumerate() {
+    // `split`, not `lines`: a CR before the newline must be seen (Asterisk would keep it).
+    for (i, raw) in text.split('\n').enumerate() {
         let n = i + 1;
         if raw.contains('\r') {
             return Err(err(n, "carriage return inside a line"));
