@@ -139,26 +139,29 @@ pub struct ListSpec<'a> {
     pub default_order: &'a str,
 }
 
-/// A page of rows in `tenants` plus the number of rows matching the filters
-/// (confd's `total`).
+/// A page of rows in `tenants` (every tenant when `None`: shared resources)
+/// plus the number of rows matching the filters (confd's `total`).
 pub fn list(
     c: &Connection,
     spec: &ListSpec<'_>,
-    tenants: &[Uuid],
+    tenants: Option<&[Uuid]>,
     params: &ListParams,
 ) -> rusqlite::Result<(u64, Vec<Row>)> {
     let mut sql_where = String::from(" WHERE tenant_uuid IN (");
     let mut args: Vec<SqlValue> = Vec::new();
-    for (i, t) in tenants.iter().enumerate() {
-        if i > 0 {
-            sql_where.push(',');
+    match tenants {
+        None => sql_where = " WHERE 1".into(),
+        Some([]) => sql_where = " WHERE 0".into(),
+        Some(tenants) => {
+            for (i, t) in tenants.iter().enumerate() {
+                if i > 0 {
+                    sql_where.push(',');
+                }
+                sql_where.push('?');
+                args.push(SqlValue::Text(t.to_string()));
+            }
+            sql_where.push(')');
         }
-        sql_where.push('?');
-        args.push(SqlValue::Text(t.to_string()));
-    }
-    sql_where.push(')');
-    if tenants.is_empty() {
-        sql_where = " WHERE 0".into();
     }
     for (field, value) in &params.filters {
         // Filter names were checked against the resource's allow-list.
@@ -250,20 +253,20 @@ mod tests {
             default_order: "name",
         };
         let p = ListParams::parse("", &["name"], &["enabled"]).expect("params");
-        let (total, rows) = list(&c, &spec, &[t1], &p).expect("list");
+        let (total, rows) = list(&c, &spec, Some(&[t1]), &p).expect("list");
         assert_eq!(total, 2);
         // Case-insensitive order: "A%y" before "b_x".
         assert_eq!(rows[0].str("name"), Some("A%y"));
         let p = ListParams::parse("enabled=true", &["name"], &["enabled"]).expect("params");
-        let (total, rows) = list(&c, &spec, &[t1, t2], &p).expect("list");
+        let (total, rows) = list(&c, &spec, Some(&[t1, t2]), &p).expect("list");
         assert_eq!((total, rows.len()), (2, 2));
         // LIKE wildcards in the term are literal.
         let p = ListParams::parse("search=%25", &["name"], &[]).expect("params");
-        let (total, rows) = list(&c, &spec, &[t1, t2], &p).expect("list");
+        let (total, rows) = list(&c, &spec, Some(&[t1, t2]), &p).expect("list");
         assert_eq!(total, 1);
         assert_eq!(rows[0].str("name"), Some("A%y"));
         let p = ListParams::parse("limit=1&offset=1&direction=desc", &["name"], &[]).expect("params");
-        let (total, rows) = list(&c, &spec, &[t1, t2], &p).expect("list");
+        let (total, rows) = list(&c, &spec, Some(&[t1, t2]), &p).expect("list");
         assert_eq!((total, rows.len()), (3, 1));
         assert_eq!(rows[0].str("name"), Some("b_x"));
         let first = rows[0].clone();
@@ -271,6 +274,6 @@ mod tests {
         assert_eq!(got.id, first.id);
         delete(&c, "t", first.id).expect("delete");
         assert!(get(&c, "t", Key::Id(first.id)).expect("get").is_none());
-        assert_eq!(list(&c, &spec, &[], &ListParams::default()).expect("list").0, 0);
+        assert_eq!(list(&c, &spec, Some(&[]), &ListParams::default()).expect("list").0, 0);
     }
 }

@@ -4,12 +4,19 @@
 //! and the Asterisk reloads its changes need (`reload.rs`).
 
 pub mod contexts;
+pub mod devices;
 pub mod docstore;
+pub mod endpoints_custom;
+pub mod endpoints_sccp;
+pub mod endpoints_sip;
 pub mod error;
 pub mod extensions;
+pub mod lines;
+pub mod options;
 pub mod reload;
 pub mod render;
 pub mod resource;
+pub mod sip_transports;
 
 use std::sync::Arc;
 
@@ -122,7 +129,12 @@ pub fn context_users(c: &Connection, name: &str) -> Result<Vec<(&'static str, i6
         [name],
         |r| r.get(0),
     )?;
-    Ok(vec![("Extension", extensions)])
+    let lines: i64 = c.query_row(
+        &format!("SELECT COUNT(*) FROM {} WHERE context = ?1", lines::TABLE),
+        [name],
+        |r| r.get(0),
+    )?;
+    Ok(vec![("Extension", extensions), ("Line", lines)])
 }
 
 /// Numeric extensions already defined in the context (sorted), for range availability.
@@ -141,8 +153,12 @@ pub fn taken_extens(c: &Connection, context: &str) -> Result<Vec<u128>, ApiError
 
 /// The read-only relations of an extension (`lines`, `incall`...). Resources
 /// that own extensions add theirs here.
-pub fn extension_relations(_c: &Connection, _id: i64, obj: &mut Map<String, Value>) -> rusqlite::Result<()> {
-    obj.insert("lines".into(), json!([]));
+pub fn extension_relations(c: &Connection, id: i64, obj: &mut Map<String, Value>) -> rusqlite::Result<()> {
+    let lines: Vec<Value> = lines::lines_of_extension(c, id)?
+        .into_iter()
+        .map(|line_id| json!({ "id": line_id }))
+        .collect();
+    obj.insert("lines".into(), Value::Array(lines));
     for single in ["incall", "outcall", "group", "queue", "conference", "parking_lot"] {
         obj.insert(single.into(), Value::Null);
     }
@@ -150,7 +166,10 @@ pub fn extension_relations(_c: &Connection, _id: i64, obj: &mut Map<String, Valu
 }
 
 /// The kind of resource an extension is associated with, if any.
-pub fn extension_owner(_c: &Connection, _id: i64) -> Result<Option<&'static str>, ApiError> {
+pub fn extension_owner(c: &Connection, id: i64) -> Result<Option<&'static str>, ApiError> {
+    if !lines::lines_of_extension(c, id)?.is_empty() {
+        return Ok(Some("Line"));
+    }
     Ok(None)
 }
 
@@ -221,7 +240,19 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         });
 
     let api = contexts::routes(svc.clone())
-        .or(resource::routes::<extensions::Extension>(svc))
+        .or(resource::routes::<extensions::Extension>(svc.clone()))
+        .unify()
+        .or(sip_transports::routes(svc.clone()))
+        .unify()
+        .or(endpoints_sip::routes(svc.clone()))
+        .unify()
+        .or(resource::routes::<endpoints_sccp::EndpointSccp>(svc.clone()))
+        .unify()
+        .or(resource::routes::<endpoints_custom::EndpointCustom>(svc.clone()))
+        .unify()
+        .or(lines::routes(svc.clone()))
+        .unify()
+        .or(resource::routes::<devices::Device>(svc))
         .unify()
         .or(infos)
         .unify()

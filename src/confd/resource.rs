@@ -78,6 +78,10 @@ pub struct Check<'a> {
 pub trait Resource: Serialize + DeserializeOwned + Send + Sync + Sized + 'static {
     const DEF: Def;
 
+    /// Shared by every tenant (SIP transports): listed and found whatever the
+    /// request's tenant, no `tenant_uuid` in the object, events without tenant.
+    const GLOBAL: bool = false;
+
     /// Server-side values (generated names, derived fields), before every
     /// create (`creating`) and update.
     fn prepare(&mut self, _tenant: Uuid, _uuid: Uuid, _creating: bool) {}
@@ -88,9 +92,20 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + Sized + 'static
         base.extend(body);
     }
 
+    /// Server-side values that need the database (a generated name or code
+    /// that must be free), in the write transaction, before `check`.
+    fn fill(&mut self, _ctx: &Check<'_>) -> Result<(), ApiError> {
+        Ok(())
+    }
+
     /// Checks that need the database (uniqueness, references, ranges), run in
     /// the write transaction before the row is written.
     fn check(&self, _ctx: &Check<'_>) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// Keeps derived tables in step after the row was written (same transaction).
+    fn after_write(_tx: &Connection, _row: &Row) -> Result<(), ApiError> {
         Ok(())
     }
 
@@ -119,7 +134,9 @@ pub fn base_object<R: Resource>(row: &Row) -> Map<String, Value> {
     if R::DEF.show_uuid {
         obj.insert("uuid".into(), json!(row.uuid));
     }
-    obj.insert("tenant_uuid".into(), json!(row.tenant_uuid));
+    if !R::GLOBAL {
+        obj.insert("tenant_uuid".into(), json!(row.tenant_uuid));
+    }
     for (k, v) in &row.doc {
         obj.insert(k.clone(), v.clone());
     }
@@ -199,8 +216,8 @@ pub fn map_write_error<R: Resource>(e: rusqlite::Error) -> ApiError {
 
 impl ConfdService {
     fn publish<R: Resource>(&self, event: EventDef, tenant: Uuid, obj: &Map<String, Value>) {
-        self.bus
-            .publish(EventSpec::new(event.name, event.routing_key, R::event_data(obj)).tenant(tenant));
+        let spec = EventSpec::new(event.name, event.routing_key, R::event_data(obj));
+        self.bus.publish(if R::GLOBAL { spec } else { spec.tenant(tenant) });
     }
 
     /// A visible row by path id (`42` or a uuid), else 404.
@@ -211,14 +228,14 @@ impl ConfdService {
             .read(move |c| docstore::get(c, R::DEF.table, key).map_err(ApiError::from))
             .await?
             .ok_or_else(|| not_found::<R>(id))?;
-        if !scope.can_see(row.tenant_uuid) {
+        if !R::GLOBAL && !scope.can_see(row.tenant_uuid) {
             return Err(not_found::<R>(id));
         }
         Ok(row)
     }
 
     pub async fn list<R: Resource>(&self, scope: &Scope, params: ListParams) -> Result<Value, ApiError> {
-        let tenants = scope.tenants(params.recurse);
+        let tenants = (!R::GLOBAL).then(|| scope.tenants(params.recurse));
         self.store
             .read(move |c| {
                 let spec = ListSpec {
@@ -226,7 +243,7 @@ impl ConfdService {
                     searchable: R::DEF.searchable,
                     default_order: R::DEF.default_order,
                 };
-                let (total, rows) = docstore::list(c, &spec, &tenants, &params)?;
+                let (total, rows) = docstore::list(c, &spec, tenants.as_deref(), &params)?;
                 let items = rows
                     .iter()
                     .map(|r| api_object::<R>(c, r))
@@ -244,35 +261,25 @@ impl ConfdService {
     }
 
     /// Creates `resource` in the scope's tenant; returns the API object.
-    pub async fn create<R: Resource>(&self, scope: &Scope, mut resource: R) -> Result<Value, ApiError> {
+    pub async fn create<R: Resource>(&self, scope: &Scope, resource: R) -> Result<Value, ApiError> {
         let tenant = scope.tenant();
-        let uuid = Uuid::new_v4();
-        resource.prepare(tenant, uuid, true);
         let (row, obj) = self
             .store
             .write(move |tx| {
-                resource.check(&Check {
-                    tx,
-                    tenant_uuid: tenant,
-                    id: None,
-                    uuid,
-                })?;
-                let doc = to_doc(&resource)?;
-                let id = docstore::insert(tx, R::DEF.table, uuid, tenant, &doc).map_err(map_write_error::<R>)?;
-                let row = Row {
-                    id,
-                    uuid,
-                    tenant_uuid: tenant,
-                    doc,
-                };
+                let row = insert_tx(tx, tenant, resource)?;
                 let obj = api_object::<R>(tx, &row)?;
                 Ok::<_, ApiError>((row, obj))
             })
             .await?;
-        tracing::info!(kind = R::DEF.kind, id = row.id, "created");
-        self.publish::<R>(R::DEF.created, tenant, &base_object::<R>(&row));
-        self.reloader.request(R::DEF.reloads);
+        self.announce_created::<R>(&row);
         Ok(obj)
+    }
+
+    /// The event and reloads of a created row (after its transaction committed).
+    pub fn announce_created<R: Resource>(&self, row: &Row) {
+        tracing::info!(kind = R::DEF.kind, id = row.id, "created");
+        self.publish::<R>(R::DEF.created, row.tenant_uuid, &base_object::<R>(row));
+        self.reloader.request(R::DEF.reloads);
     }
 
     /// Partial update: the body's fields over the stored ones.
@@ -283,15 +290,19 @@ impl ConfdService {
         let row = self
             .store
             .write(move |tx| {
-                resource.check(&Check {
+                let ctx = Check {
                     tx,
                     tenant_uuid: current.tenant_uuid,
                     id: Some(current.id),
                     uuid: current.uuid,
-                })?;
+                };
+                resource.fill(&ctx)?;
+                resource.check(&ctx)?;
                 let doc = to_doc(&resource)?;
                 docstore::update(tx, R::DEF.table, current.id, &doc).map_err(map_write_error::<R>)?;
-                Ok::<_, ApiError>(Row { doc, ..current })
+                let row = Row { doc, ..current };
+                R::after_write(tx, &row)?;
+                Ok::<_, ApiError>(row)
             })
             .await?;
         self.publish::<R>(R::DEF.edited, row.tenant_uuid, &base_object::<R>(&row));
@@ -313,6 +324,31 @@ impl ConfdService {
         self.reloader.request(R::DEF.reloads);
         Ok(())
     }
+}
+
+/// Creates `resource` in `tenant` inside a write transaction: server-side
+/// values, checks, the row, derived tables. Nothing is published.
+pub fn insert_tx<R: Resource>(tx: &Connection, tenant: Uuid, mut resource: R) -> Result<Row, ApiError> {
+    let uuid = Uuid::new_v4();
+    resource.prepare(tenant, uuid, true);
+    let ctx = Check {
+        tx,
+        tenant_uuid: tenant,
+        id: None,
+        uuid,
+    };
+    resource.fill(&ctx)?;
+    resource.check(&ctx)?;
+    let doc = to_doc(&resource)?;
+    let id = docstore::insert(tx, R::DEF.table, uuid, tenant, &doc).map_err(map_write_error::<R>)?;
+    let row = Row {
+        id,
+        uuid,
+        tenant_uuid: tenant,
+        doc,
+    };
+    R::after_write(tx, &row)?;
+    Ok(row)
 }
 
 /// The collection path (`/contexts`), without the end-of-path check.
@@ -422,7 +458,7 @@ pub fn routes<R: Resource>(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
 }
 
 /// 201 with the object and `Location: /api/confd/1.1/<path>/<id>`.
-fn created(def: &Def, obj: Value) -> Response {
+pub fn created(def: &Def, obj: Value) -> Response {
     let key = if def.by_uuid { obj.get("uuid") } else { obj.get("id") };
     let key = match key {
         Some(Value::String(s)) => s.clone(),

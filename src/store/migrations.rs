@@ -17,6 +17,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../confd/sql/001_core.sql")),
         M::up(include_str!("../calllog/sql/005_retention_exports.sql")),
         M::up(include_str!("../calllog/sql/004_call_status.sql")),
+        M::up(include_str!("../confd/sql/002_lines_endpoints.sql")),
     ])
 }
 

@@ -159,6 +159,12 @@ impl Resource for Extension {
                 |r| r.get(0),
             )
             .optional()?;
+        if let Some(id) = ctx.id {
+            // A line's extension stays internal and inside the user ranges.
+            if !super::lines::lines_of_extension(ctx.tx, id)?.is_empty() {
+                super::lines::check_line_extension(ctx.tx, ctx.tenant_uuid, self)?;
+            }
+        }
         if taken.is_some() {
             return Err(ApiError::conflict(
                 "Extension",
@@ -174,6 +180,10 @@ impl Resource for Extension {
 
     fn relations(c: &Connection, row: &Row, obj: &mut Map<String, Value>) -> rusqlite::Result<()> {
         super::extension_relations(c, row.id, obj)
+    }
+
+    fn after_write(tx: &Connection, row: &Row) -> Result<(), ApiError> {
+        super::lines::extension_changed(tx, row.id)
     }
 
     fn before_delete(tx: &Connection, row: &Row) -> Result<(), ApiError> {
