@@ -18,6 +18,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../calllog/sql/005_retention_exports.sql")),
         M::up(include_str!("../calllog/sql/004_call_status.sql")),
         M::up(include_str!("../confd/sql/002_lines_endpoints.sql")),
+        M::up(include_str!("../calllog/sql/003_cdr_search.sql")),
     ])
 }
 
@@ -53,5 +54,48 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("rows");
         assert_eq!(status, vec!["answered", "unknown"]);
+    }
+
+    /// Call logs stored before the /cdr search indexes get their reversed extensions, search
+    /// rows and tenant counts.
+    #[test]
+    fn cdr_search_indexes_cover_the_logs_stored_before() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("open");
+        super::migrations()
+            .to_version(&mut conn, 5)
+            .expect("up to 002_line_identity");
+        conn.execute_batch(
+            "INSERT INTO call_log (tenant_uuid, conversation_id, start_us, call_direction, source_name,
+                 source_exten, destination_exten, created_us)
+             VALUES ('t1', '1.1', 1, 'internal', 'Élise', '1234', 'é1x', 0),
+                    ('t1', '1.2', 2, 'internal', 'Bob', '', NULL, 0),
+                    ('t2', '1.3', 3, 'inbound', 'Zoë', '0042', '99', 0);",
+        )
+        .expect("insert");
+        super::migrations().to_latest(&mut conn).expect("latest");
+        let rev: Vec<(String, Option<String>)> = conn
+            .prepare("SELECT source_exten_rev, destination_exten_rev FROM call_log ORDER BY id")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .expect("rows");
+        assert_eq!(
+            rev,
+            vec![
+                ("4321".into(), Some("x1é".into())),
+                (String::new(), None),
+                ("2400".into(), Some("99".into()))
+            ]
+        );
+        let counts: Vec<(String, i64)> = conn
+            .prepare("SELECT tenant_uuid, logs FROM call_log_tenant_count ORDER BY tenant_uuid")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .expect("rows");
+        assert_eq!(counts, vec![("t1".into(), 2), ("t2".into(), 1)]);
+        let found: Vec<i64> = conn
+            .prepare(
+                "SELECT rowid FROM call_log_search WHERE call_log_search MATCH '\"zoë\" OR \"élis\"' ORDER BY rowid",
+            )
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("rows");
+        assert_eq!(found, vec![1, 3]);
     }
 }
