@@ -109,6 +109,14 @@ fn init_logging(config: &Config) -> DebugHook {
     })
 }
 
+/// The async runtime of a one-off command, or the exit code when it cannot start.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("accentd: cannot start the runtime: {e}");
+        ExitCode::from(1)
+    })
+}
+
 fn main() -> ExitCode {
     accentd::time::init_local_offset();
     let cli = Cli::parse();
@@ -132,25 +140,17 @@ fn main() -> ExitCode {
         }
         Command::CallLogs(cmd) => {
             let _ = init_logging(&config);
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("accentd: cannot start the runtime: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            runtime.block_on(call_logs(config, cmd))
+            match runtime() {
+                Ok(runtime) => runtime.block_on(call_logs(config, cmd)),
+                Err(code) => code,
+            }
         }
         Command::Render { out } => {
             let _ = init_logging(&config);
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("accentd: cannot start the runtime: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            runtime.block_on(render(config, out))
+            match runtime() {
+                Ok(runtime) => runtime.block_on(render(config, out)),
+                Err(code) => code,
+            }
         }
         Command::Serve => {
             let hook = init_logging(&config);

@@ -468,6 +468,7 @@ fn line_summary(row: &Row, name: &Value) -> Value {
 }
 
 /// What the association routes act on.
+#[derive(Clone, Copy)]
 enum Assoc {
     Endpoint(EndpointKind),
     Extension,
@@ -850,6 +851,25 @@ fn associate_extension_tx(tx: &Connection, line: &Row, ext: &Row) -> Result<bool
     Ok(true)
 }
 
+/// `PUT` (associate) and `DELETE` (dissociate) `/lines/{line}/<segment>/{other}`.
+fn association_route(svc: Arc<ConfdService>, segment: &'static str, assoc: Assoc) -> BoxedFilter<(Response,)> {
+    warp::path("lines")
+        .and(warp::path::param::<String>())
+        .and(warp::path(segment))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::put().map(|| true).or(warp::delete().map(|| false)).unify())
+        .and(authenticated(svc.auth.clone()))
+        .then(move |line: String, other: String, associate: bool, caller: Caller| {
+            let svc = svc.clone();
+            respond(async move {
+                svc.association(&caller, &line, assoc, &other, associate).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            })
+        })
+        .boxed()
+}
+
 /// CRUD plus the association routes.
 pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
     let limit = svc.body_limit;
@@ -872,18 +892,7 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
             },
         );
 
-    let s = svc.clone();
-    let extension = warp::path!("lines" / String / "extensions" / String)
-        .and(warp::put().map(|| true).or(warp::delete().map(|| false)).unify())
-        .and(authed.clone())
-        .then(move |line: String, other: String, associate: bool, caller: Caller| {
-            let svc = s.clone();
-            respond(async move {
-                svc.association(&caller, &line, Assoc::Extension, &other, associate)
-                    .await?;
-                Ok(StatusCode::NO_CONTENT.into_response())
-            })
-        });
+    let extension = association_route(svc.clone(), "extensions", Assoc::Extension);
 
     let s = svc.clone();
     let create_extension = warp::path!("lines" / String / "extensions")
@@ -895,18 +904,7 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
             respond(async move { svc.create_line_extension(&caller, &line, b).await })
         });
 
-    let s = svc.clone();
-    let device = warp::path!("lines" / String / "devices" / String)
-        .and(warp::put().map(|| true).or(warp::delete().map(|| false)).unify())
-        .and(authed.clone())
-        .then(move |line: String, other: String, associate: bool, caller: Caller| {
-            let svc = s.clone();
-            respond(async move {
-                svc.association(&caller, &line, Assoc::Device, &other, associate)
-                    .await?;
-                Ok(StatusCode::NO_CONTENT.into_response())
-            })
-        });
+    let device = association_route(svc.clone(), "devices", Assoc::Device);
 
     let s = svc.clone();
     let line_device = warp::path!("lines" / String / "devices")
