@@ -3,12 +3,16 @@
 //! validation, the shared document store, the five REST operations, events
 //! and the Asterisk reloads its changes need (`reload.rs`).
 
+pub mod astdb;
 pub mod contexts;
 pub mod docstore;
 pub mod error;
 pub mod extensions;
+pub mod fields;
 pub mod reload;
 pub mod resource;
+pub mod users;
+pub mod voicemails;
 
 use std::sync::Arc;
 
@@ -41,6 +45,8 @@ pub struct ConfdService {
     pub auth: Arc<AuthService>,
     pub status: Arc<StatusRegistry>,
     pub reloader: Reloader,
+    /// Live per-user settings pushed to Asterisk's database.
+    pub astdb: astdb::AstDb,
     pub body_limit: u64,
     pub uuid: Uuid,
 }
@@ -92,7 +98,8 @@ pub fn context_users(c: &Connection, name: &str) -> Result<Vec<(&'static str, i6
         [name],
         |r| r.get(0),
     )?;
-    Ok(vec![("Extension", extensions)])
+    let voicemails = voicemails::count_in_context(c, name)?;
+    Ok(vec![("Extension", extensions), ("Voicemail", voicemails)])
 }
 
 /// Numeric extensions already defined in the context (sorted), for range availability.
@@ -191,7 +198,11 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         });
 
     let api = contexts::routes(svc.clone())
-        .or(resource::routes::<extensions::Extension>(svc))
+        .or(resource::routes::<extensions::Extension>(svc.clone()))
+        .unify()
+        .or(users::routes(svc.clone()))
+        .unify()
+        .or(resource::routes::<voicemails::Voicemail>(svc))
         .unify()
         .or(infos)
         .unify()

@@ -197,8 +197,27 @@ pub fn map_write_error<R: Resource>(e: rusqlite::Error) -> ApiError {
     ApiError::from(e)
 }
 
+/// Checks and inserts `resource` inside a write transaction (for services
+/// that create several resources at once); `prepare` must have run.
+pub fn insert_row<R: Resource>(tx: &Connection, tenant: Uuid, uuid: Uuid, resource: &R) -> Result<Row, ApiError> {
+    resource.check(&Check {
+        tx,
+        tenant_uuid: tenant,
+        id: None,
+        uuid,
+    })?;
+    let doc = to_doc(resource)?;
+    let id = docstore::insert(tx, R::DEF.table, uuid, tenant, &doc).map_err(map_write_error::<R>)?;
+    Ok(Row {
+        id,
+        uuid,
+        tenant_uuid: tenant,
+        doc,
+    })
+}
+
 impl ConfdService {
-    fn publish<R: Resource>(&self, event: EventDef, tenant: Uuid, obj: &Map<String, Value>) {
+    pub fn publish<R: Resource>(&self, event: EventDef, tenant: Uuid, obj: &Map<String, Value>) {
         self.bus
             .publish(EventSpec::new(event.name, event.routing_key, R::event_data(obj)).tenant(tenant));
     }
@@ -251,20 +270,7 @@ impl ConfdService {
         let (row, obj) = self
             .store
             .write(move |tx| {
-                resource.check(&Check {
-                    tx,
-                    tenant_uuid: tenant,
-                    id: None,
-                    uuid,
-                })?;
-                let doc = to_doc(&resource)?;
-                let id = docstore::insert(tx, R::DEF.table, uuid, tenant, &doc).map_err(map_write_error::<R>)?;
-                let row = Row {
-                    id,
-                    uuid,
-                    tenant_uuid: tenant,
-                    doc,
-                };
+                let row = insert_row(tx, tenant, uuid, &resource)?;
                 let obj = api_object::<R>(tx, &row)?;
                 Ok::<_, ApiError>((row, obj))
             })
@@ -422,7 +428,7 @@ pub fn routes<R: Resource>(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
 }
 
 /// 201 with the object and `Location: /api/confd/1.1/<path>/<id>`.
-fn created(def: &Def, obj: Value) -> Response {
+pub fn created(def: &Def, obj: Value) -> Response {
     let key = if def.by_uuid { obj.get("uuid") } else { obj.get("id") };
     let key = match key {
         Some(Value::String(s)) => s.clone(),

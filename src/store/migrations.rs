@@ -15,6 +15,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../cel/sql/001_cel.sql")),
         M::up(include_str!("../calllog/sql/002_line_identity.sql")),
         M::up(include_str!("../confd/sql/001_core.sql")),
+        M::up(include_str!("../confd/sql/003_users_voicemails.sql")),
     ])
 }
 
