@@ -104,9 +104,11 @@ impl AstDb {
     /// was queued meanwhile.
     fn put_back(&self, ops: Vec<((String, String), Op)>) {
         if let Ok(mut p) = self.inner.pending.lock() {
+            // What was queued while the batch was out is newer than all of it.
+            let newer: std::collections::BTreeSet<(String, String)> = p.keys().cloned().collect();
             for (k, op) in ops {
                 let superseded =
-                    p.contains_key(&k) || (op != Op::DelTree && p.contains_key(&(k.0.clone(), String::new())));
+                    newer.contains(&k) || (op != Op::DelTree && newer.contains(&(k.0.clone(), String::new())));
                 if !superseded {
                     p.insert(k, op);
                 }
