@@ -103,6 +103,7 @@ impl App {
             auth: auth.clone(),
             status: status.clone(),
             reloader,
+            astdb: crate::confd::astdb::AstDb::new(),
             body_limit: config.http.body_limit,
             uuid,
             config: config.confd.clone(),
@@ -247,6 +248,11 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
             shutdown.clone(),
         ));
     }
+    tasks.push(app.confd.astdb.spawn(
+        app.ami.clone(),
+        Some((app.store.clone(), crate::confd::users::features::snapshot)),
+        shutdown.clone(),
+    ));
     tasks.extend(crate::calllog::batch::spawn_daily(
         app.calllog.clone(),
         shutdown.clone(),

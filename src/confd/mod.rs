@@ -3,6 +3,7 @@
 //! validation, the shared document store, the five REST operations, events
 //! and the Asterisk reloads its changes need (`reload.rs`).
 
+pub mod astdb;
 pub mod contexts;
 pub mod devices;
 pub mod docstore;
@@ -11,12 +12,15 @@ pub mod endpoints_sccp;
 pub mod endpoints_sip;
 pub mod error;
 pub mod extensions;
+pub mod fields;
 pub mod lines;
 pub mod options;
 pub mod reload;
 pub mod render;
 pub mod resource;
 pub mod sip_transports;
+pub mod users;
+pub mod voicemails;
 
 use std::sync::Arc;
 
@@ -49,6 +53,8 @@ pub struct ConfdService {
     pub auth: Arc<AuthService>,
     pub status: Arc<StatusRegistry>,
     pub reloader: Reloader,
+    /// Live per-user settings pushed to Asterisk's database.
+    pub astdb: astdb::AstDb,
     pub body_limit: u64,
     pub uuid: Uuid,
     pub config: crate::config::ConfdConfig,
@@ -134,7 +140,12 @@ pub fn context_users(c: &Connection, name: &str) -> Result<Vec<(&'static str, i6
         [name],
         |r| r.get(0),
     )?;
-    Ok(vec![("Extension", extensions), ("Line", lines)])
+    let voicemails = voicemails::count_in_context(c, name)?;
+    Ok(vec![
+        ("Extension", extensions),
+        ("Line", lines),
+        ("Voicemail", voicemails),
+    ])
 }
 
 /// Numeric extensions already defined in the context (sorted), for range availability.
@@ -252,7 +263,11 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(lines::routes(svc.clone()))
         .unify()
-        .or(resource::routes::<devices::Device>(svc))
+        .or(resource::routes::<devices::Device>(svc.clone()))
+        .unify()
+        .or(users::routes(svc.clone()))
+        .unify()
+        .or(resource::routes::<voicemails::Voicemail>(svc))
         .unify()
         .or(infos)
         .unify()

@@ -214,8 +214,29 @@ pub fn map_write_error<R: Resource>(e: rusqlite::Error) -> ApiError {
     ApiError::from(e)
 }
 
+/// Checks and inserts `resource` inside a write transaction (for services
+/// that create several resources at once); `prepare` must have run.
+pub fn insert_row<R: Resource>(tx: &Connection, tenant: Uuid, uuid: Uuid, resource: &R) -> Result<Row, ApiError> {
+    resource.check(&Check {
+        tx,
+        tenant_uuid: tenant,
+        id: None,
+        uuid,
+    })?;
+    let doc = to_doc(resource)?;
+    let id = docstore::insert(tx, R::DEF.table, uuid, tenant, &doc).map_err(map_write_error::<R>)?;
+    let row = Row {
+        id,
+        uuid,
+        tenant_uuid: tenant,
+        doc,
+    };
+    R::after_write(tx, &row)?;
+    Ok(row)
+}
+
 impl ConfdService {
-    fn publish<R: Resource>(&self, event: EventDef, tenant: Uuid, obj: &Map<String, Value>) {
+    pub fn publish<R: Resource>(&self, event: EventDef, tenant: Uuid, obj: &Map<String, Value>) {
         let spec = EventSpec::new(event.name, event.routing_key, R::event_data(obj));
         self.bus.publish(if R::GLOBAL { spec } else { spec.tenant(tenant) });
     }
@@ -331,24 +352,13 @@ impl ConfdService {
 pub fn insert_tx<R: Resource>(tx: &Connection, tenant: Uuid, mut resource: R) -> Result<Row, ApiError> {
     let uuid = Uuid::new_v4();
     resource.prepare(tenant, uuid, true);
-    let ctx = Check {
+    resource.fill(&Check {
         tx,
         tenant_uuid: tenant,
         id: None,
         uuid,
-    };
-    resource.fill(&ctx)?;
-    resource.check(&ctx)?;
-    let doc = to_doc(&resource)?;
-    let id = docstore::insert(tx, R::DEF.table, uuid, tenant, &doc).map_err(map_write_error::<R>)?;
-    let row = Row {
-        id,
-        uuid,
-        tenant_uuid: tenant,
-        doc,
-    };
-    R::after_write(tx, &row)?;
-    Ok(row)
+    })?;
+    insert_row(tx, tenant, uuid, &resource)
 }
 
 /// The collection path (`/contexts`), without the end-of-path check.

@@ -14,11 +14,12 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../calllog/sql/001_call_log.sql")),
         M::up(include_str!("../cel/sql/001_cel.sql")),
         M::up(include_str!("../calllog/sql/002_line_identity.sql")),
-        M::up(include_str!("../confd/sql/001_core.sql")),
-        M::up(include_str!("../calllog/sql/005_retention_exports.sql")),
-        M::up(include_str!("../calllog/sql/004_call_status.sql")),
-        M::up(include_str!("../confd/sql/002_lines_endpoints.sql")),
         M::up(include_str!("../calllog/sql/003_cdr_search.sql")),
+        M::up(include_str!("../calllog/sql/004_call_status.sql")),
+        M::up(include_str!("../calllog/sql/005_retention_exports.sql")),
+        M::up(include_str!("../confd/sql/001_core.sql")),
+        M::up(include_str!("../confd/sql/002_lines_endpoints.sql")),
+        M::up(include_str!("../confd/sql/003_users_voicemails.sql")),
     ])
 }
 
