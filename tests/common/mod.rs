@@ -139,9 +139,19 @@ impl TestServer {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (StatusCode, Value) {
-        // `/api/...` paths are taken as they are (other services); the
-        // rest are auth paths.
-        let url = if path.starts_with("/api/") {
+        // Full service paths (`/api/confd/...`) are taken as they are; the
+        // rest are auth paths (auth itself documents `/api/api.yml`).
+        let other_service = [
+            "/api/auth/",
+            "/api/confd/",
+            "/api/call-logd/",
+            "/api/calld/",
+            "/api/chatd/",
+            "/api/websocketd",
+        ]
+        .iter()
+        .any(|p| path.starts_with(p));
+        let url = if other_service {
             format!("{}{}", self.base, path)
         } else {
             self.auth_url(path)
