@@ -233,8 +233,11 @@ async fn call_logs(config: Config, cmd: CallLogsCommand) -> ExitCode {
         }
         CallLogsCommand::Delete { all, days } => match batch::delete(&app.calllog, if all { None } else { days }).await
         {
-            Ok((logs, cels)) => {
-                println!("deleted {logs} call logs and {cels} CEL rows");
+            Ok(d) => {
+                println!(
+                    "deleted {} call logs, {} CEL rows and {} recording files",
+                    d.call_logs, d.cels, d.recordings
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -17,16 +17,19 @@ fn fixture(scenario: &str, file: &str) -> PathBuf {
 }
 
 fn run(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
+    command(data, args).output().expect("run accentd")
+}
+
+fn command(data: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
         .env("ACCENTD_DATA_DIR", data)
         .env("ACCENTD_ADMIN_PASSWORD", "cli-Admin-pw-1")
         // Cheap hashing: the command hashes the bootstrap admin password on a fresh dir.
         .env("ACCENTD_AUTH_ARGON2_M_COST", "64")
         .env("ACCENTD_AUTH_ARGON2_T_COST", "1")
-        .env("ACCENTD_LOG_LEVEL", "warn")
-        .output()
-        .expect("run accentd")
+        .env("ACCENTD_LOG_LEVEL", "warn");
+    cmd
 }
 
 fn stdout(o: &Output) -> String {
@@ -144,4 +147,53 @@ fn bad_files_and_bad_rows_are_reported_with_file_and_line() {
     // `delete` needs to be told what.
     let out = run(dir.path(), &["call-logs", "delete"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn delete_removes_the_recording_files_of_the_deleted_calls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let recordings = dir.path().join("recordings");
+    std::fs::create_dir_all(&recordings).expect("mkdir");
+    let csv = fixture("01", "cel.csv");
+    let out = run(
+        &data,
+        &["call-logs", "generate", "--cel-csv", csv.to_str().expect("path")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A recording of the stored call, its file inside the recordings directory; and one
+    // whose path points outside it, which must be left alone.
+    let inside = recordings.join("call.wav");
+    let outside = dir.path().join("elsewhere.wav");
+    std::fs::write(&inside, b"RIFF").expect("write");
+    std::fs::write(&outside, b"RIFF").expect("write");
+    let conn = rusqlite::Connection::open(data.join("accentd.sqlite")).expect("db");
+    let id: i64 = conn
+        .query_row("SELECT id FROM call_log LIMIT 1", [], |r| r.get(0))
+        .expect("a call log");
+    for (uuid, path) in [
+        ("8c0c2a5e-7f4b-4e57-9d55-2f1f8f1b0001", &inside),
+        ("8c0c2a5e-7f4b-4e57-9d55-2f1f8f1b0002", &outside),
+    ] {
+        conn.execute(
+            "INSERT INTO call_log_recording (uuid, call_log_id, start_us, end_us, path) VALUES (?, ?, 0, 1, ?)",
+            rusqlite::params![uuid, id, path.to_str().expect("path")],
+        )
+        .expect("insert recording");
+    }
+    drop(conn);
+
+    let del = command(&data, &["call-logs", "delete", "--all"])
+        .env("ACCENTD_CALL_LOGS_RECORDINGS_DIR", &recordings)
+        .output()
+        .expect("run accentd");
+    assert!(del.status.success(), "{}", stderr(&del));
+    assert!(stdout(&del).contains("1 recording files"), "{}", stdout(&del));
+    assert!(!inside.exists(), "the deleted call's recording file is removed");
+    assert!(
+        outside.exists(),
+        "a path outside the recordings directory is never touched"
+    );
+    assert_eq!(stored_logs(&data), 0);
 }

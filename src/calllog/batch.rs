@@ -269,9 +269,13 @@ async fn generate_linkedids(
 }
 
 /// `accentd call-logs delete`: call logs (and their CELs) older than `days`, or all of them.
-/// Returns (call logs, CEL rows) deleted.
-pub async fn delete(svc: &CallLogService, days: Option<u32>) -> Result<(usize, usize), BatchError> {
+/// Their recording files go first (a log without its file is better than an orphan file
+/// nobody can find any more). Returns what was deleted.
+pub async fn delete(svc: &CallLogService, days: Option<u32>) -> Result<Deleted, BatchError> {
     let cutoff = days.map(days_ago);
+    let recordings = svc
+        .purge_recordings_before(cutoff.map_or(i64::MAX, EventTime::micros))
+        .await?;
     let counts = svc
         .store
         .write(move |tx| {
@@ -283,7 +287,19 @@ pub async fn delete(svc: &CallLogService, days: Option<u32>) -> Result<(usize, u
             Ok::<_, ApiError>((logs, cels))
         })
         .await?;
-    Ok(counts)
+    Ok(Deleted {
+        call_logs: counts.0,
+        cels: counts.1,
+        recordings,
+    })
+}
+
+/// What `accentd call-logs delete` removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deleted {
+    pub call_logs: usize,
+    pub cels: usize,
+    pub recordings: usize,
 }
 
 /// How long until the next `hh:mm` local time.

@@ -257,6 +257,17 @@ impl CallLogService {
         Ok(n)
     }
 
+    /// The recording files of every call started before `before_us` (all tenants), for
+    /// `accentd call-logs delete`: the logs go, so their files must not stay behind.
+    pub async fn purge_recordings_before(&self, before_us: i64) -> Result<usize, ApiError> {
+        let target = Target::Others(Vec::new());
+        let recordings = self
+            .store
+            .read(move |conn| recordings_before(conn, &target, before_us))
+            .await?;
+        self.purge_recording_files(recordings).await
+    }
+
     /// The daily retention: for each tenant (its own days, else the configuration's), the
     /// recordings of old calls (files deleted, recordings marked deleted), then old call logs
     /// with their files and CELs, then old exports with their ZIP files. CELs older than the
