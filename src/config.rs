@@ -43,6 +43,59 @@ pub struct Config {
     pub ami: AmiConfig,
     pub call_logs: CallLogsConfig,
     pub confd: ConfdConfig,
+    pub smtp: SmtpConfig,
+}
+
+/// Outgoing mail. An empty host turns mail off.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    /// Empty: no authentication.
+    pub username: String,
+    #[serde(skip_serializing)]
+    pub password: String,
+    /// The sender, `name <address>` or a bare address.
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain SMTP (a relay on the box or the local network).
+    None,
+    /// STARTTLS required.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 25,
+            security: SmtpSecurity::None,
+            username: String::new(),
+            password: String::new(),
+            from: "accentd <noreply@localhost>".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("from", &self.from)
+            .finish()
+    }
 }
 
 /// confd: where the rendered Asterisk configuration goes.
@@ -142,6 +195,9 @@ impl std::fmt::Debug for AdminConfig {
 pub struct HttpConfig {
     /// Largest accepted request body, in bytes.
     pub body_limit: u64,
+    /// The base URL clients reach this server at (`https://pbx.example.com`), for links
+    /// sent by mail; empty: built from `listen` and whether TLS is on.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -253,6 +309,7 @@ impl Default for Config {
             ami: AmiConfig::default(),
             call_logs: CallLogsConfig::default(),
             confd: ConfdConfig::default(),
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -270,6 +327,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             body_limit: 1024 * 1024,
+            public_url: String::new(),
         }
     }
 }
@@ -393,6 +451,16 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "ACCENTD_CONFD_TEMPLATES_DIR",
         "editable copy of asterisk-conf-templates/ (default: built-in templates)",
     ),
+    (
+        "ACCENTD_HTTP_PUBLIC_URL",
+        "base URL of links sent by mail (default from listen)",
+    ),
+    ("ACCENTD_SMTP_HOST", "SMTP relay for outgoing mail (default: no mail)"),
+    ("ACCENTD_SMTP_PORT", "SMTP port (default 25)"),
+    ("ACCENTD_SMTP_SECURITY", "none, starttls or tls (default none)"),
+    ("ACCENTD_SMTP_USERNAME", "SMTP login (default: none)"),
+    ("ACCENTD_SMTP_PASSWORD", "SMTP password"),
+    ("ACCENTD_SMTP_FROM", "sender of outgoing mail"),
 ];
 
 impl Config {
@@ -567,6 +635,25 @@ impl Config {
             opt_str
         );
         set!("ACCENTD_CONFD_TEMPLATES_DIR", self.confd.templates_dir, opt_str);
+        set!("ACCENTD_HTTP_PUBLIC_URL", self.http.public_url, str);
+        set!("ACCENTD_SMTP_HOST", self.smtp.host, str);
+        set!("ACCENTD_SMTP_PORT", self.smtp.port, parse);
+        if let Some(v) = env("ACCENTD_SMTP_SECURITY") {
+            self.smtp.security = match v.as_str() {
+                "none" => SmtpSecurity::None,
+                "starttls" => SmtpSecurity::Starttls,
+                "tls" => SmtpSecurity::Tls,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "ACCENTD_SMTP_SECURITY",
+                        message: format!("expected none, starttls or tls (got {v:?})"),
+                    })
+                }
+            };
+        }
+        set!("ACCENTD_SMTP_USERNAME", self.smtp.username, str);
+        set!("ACCENTD_SMTP_PASSWORD", self.smtp.password, str);
+        set!("ACCENTD_SMTP_FROM", self.smtp.from, str);
         Ok(())
     }
 
@@ -624,6 +711,19 @@ impl Config {
                 return Err(invalid("admin.user", "must be 1 to 256 characters"));
             }
         }
+        if !self.http.public_url.is_empty() {
+            let url = &self.http.public_url;
+            let ok = (url.starts_with("http://") || url.starts_with("https://")) && reqwest::Url::parse(url).is_ok();
+            if !ok {
+                return Err(invalid("http.public_url", format!("not an http(s) URL: {url:?}")));
+            }
+        }
+        if !self.smtp.host.is_empty() && self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "smtp.from",
+                format!("not a mail address: {:?}", self.smtp.from),
+            ));
+        }
         if !self.ari.url.is_empty() {
             let ok = (self.ari.url.starts_with("http://") || self.ari.url.starts_with("https://"))
                 && reqwest::Url::parse(&self.ari.url).is_ok();
@@ -649,6 +749,15 @@ impl Config {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("accentd.sqlite")
+    }
+
+    /// The base of links given to people (mail), without a trailing `/`.
+    pub fn public_url(&self) -> String {
+        if !self.http.public_url.is_empty() {
+            return self.http.public_url.trim_end_matches('/').to_owned();
+        }
+        let tls = self.tls.cert.is_some() || self.tls.self_signed;
+        format!("{}://{}", if tls { "https" } else { "http" }, self.listen)
     }
 }
 

@@ -34,5 +34,6 @@ pub mod confd;
 pub mod config;
 pub mod control;
 pub mod fake_asterisk;
+pub mod mail;
 pub mod store;
 pub mod time;

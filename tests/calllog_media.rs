@@ -81,8 +81,16 @@ fn wav(n: usize, seed: u8) -> Vec<u8> {
 }
 
 async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+async fn world_with(tune: impl FnOnce(&mut accentd::config::Config)) -> World {
     // The recordings directory is read at start: a folder of the server's own data dir.
-    let s = TestServer::start_with(|c| c.call_logs.recordings_dir = c.data_dir.join("recordings")).await;
+    let s = TestServer::start_with(|c| {
+        c.call_logs.recordings_dir = c.data_dir.join("recordings");
+        tune(c);
+    })
+    .await;
     let rec_dir_final = s.dir.path().join("recordings");
     std::fs::create_dir_all(rec_dir_final.join("t/monitor")).expect("mkdir");
     let master: Uuid = s.master_tenant().await.parse().expect("tenant");
@@ -606,6 +614,8 @@ async fn export_filters_errors_and_bad_bodies() {
         ("", json!({"cdr_ids": 1}), "cdr_ids"),
         ("", json!({"cdr_ids": [1], "email": "x"}), "email"),
         ("?from=yesterday", json!({}), "from"),
+        ("?email=not-an-address", json!({}), "email"),
+        ("?email=a%40b%40c", json!({}), "email"),
         ("?call_direction=sideways", json!({}), "call_direction"),
     ] {
         let path = format!("/cdr/recordings/media/export{query}");
@@ -828,4 +838,85 @@ async fn exports_cut_short_by_a_stop_are_marked_error_at_start() {
         .expect("send");
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["status"], "error", "{body}");
+}
+
+/// A one-connection SMTP server speaking just enough of RFC 5321 for one mail; gives back
+/// the envelope recipients and the DATA it received.
+async fn fake_smtp() -> (u16, tokio::task::JoinHandle<(Vec<String>, String)>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let task = tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.expect("accept");
+        let (r, mut w) = sock.into_split();
+        let mut lines = BufReader::new(r).lines();
+        w.write_all(b"220 fake ESMTP\r\n").await.expect("greet");
+        let (mut rcpt, mut data) = (Vec::new(), String::new());
+        while let Ok(Some(line)) = lines.next_line().await {
+            let upper = line.to_ascii_uppercase();
+            let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                b"250 fake\r\n"
+            } else if upper.starts_with("RCPT TO:") {
+                rcpt.push(line[8..].trim().trim_matches(['<', '>']).to_string());
+                b"250 ok\r\n"
+            } else if upper == "DATA" {
+                w.write_all(b"354 go on\r\n").await.expect("write");
+                while let Ok(Some(l)) = lines.next_line().await {
+                    if l == "." {
+                        break;
+                    }
+                    data.push_str(&l);
+                    data.push('\n');
+                }
+                b"250 queued\r\n"
+            } else if upper == "QUIT" {
+                w.write_all(b"221 bye\r\n").await.expect("write");
+                break;
+            } else {
+                b"250 ok\r\n"
+            };
+            w.write_all(reply).await.expect("write");
+        }
+        (rcpt, data)
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn an_export_with_an_email_mails_its_download_link() {
+    let (port, smtp) = fake_smtp().await;
+    let w = world_with(|c| {
+        c.smtp.host = "127.0.0.1".into();
+        c.smtp.port = port;
+        c.smtp.from = "PBX <pbx@example.com>".into();
+        c.http.public_url = "https://pbx.example.com/".into();
+    })
+    .await;
+    let (st, body) = w
+        .json(
+            Method::POST,
+            "/cdr/recordings/media/export?recurse=true&email=boss%40example.com",
+            &w.s.admin_token,
+            Some(json!({"cdr_ids": [w.ids[0]]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{body}");
+    let uuid = body["export_uuid"].as_str().expect("uuid").to_string();
+    assert_eq!(wait_export(&w, &uuid).await["status"], "finished");
+    let (rcpt, data) = tokio::time::timeout(Duration::from_secs(20), smtp)
+        .await
+        .expect("a mail within 20 s")
+        .expect("smtp task");
+    assert_eq!(rcpt, vec!["boss@example.com".to_string()]);
+    assert!(data.contains("To: boss@example.com"), "{data}");
+    assert!(data.contains("From: PBX <pbx@example.com>"), "{data}");
+    assert!(data.contains("Subject: Your call recordings export is ready"), "{data}");
+    // The link (the body may be folded, so compare without line breaks).
+    let flat = data.replace("=\n", "").replace('\n', "");
+    assert!(
+        flat.contains(&format!(
+            "https://pbx.example.com/api/call-logd/1.0/exports/{uuid}/download"
+        )),
+        "{data}"
+    );
 }

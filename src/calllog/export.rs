@@ -248,6 +248,7 @@ impl CallLogService {
         scope: &Scope,
         q: CdrQuery,
         cdr_ids: Vec<i64>,
+        email: Option<lettre::Address>,
     ) -> Result<Export, ApiError> {
         let vis = Visibility {
             tenants: scope.tenants(q.recurse),
@@ -274,12 +275,46 @@ impl CallLogService {
         self.publish_export("call_logd_export_created", "call_logd.export.created", &export);
         let svc = self.clone();
         let task = export.clone();
-        tokio::spawn(async move { svc.run_export(task, recordings).await });
+        tokio::spawn(async move {
+            let done = svc.run_export(task, recordings).await;
+            if let (Some(to), Some(export)) = (email, done) {
+                svc.mail_export(to, &export).await;
+            }
+        });
         Ok(export)
     }
 
+    /// Tells the requester where to download a finished export. A mail that cannot go out is
+    /// logged: the export itself stays available through the API.
+    async fn mail_export(&self, to: lettre::Address, export: &Export) {
+        let Some(mailer) = &self.mailer else {
+            tracing::warn!(export = %export.uuid, "export mail asked for, but no [smtp] host is configured");
+            return;
+        };
+        let link = format!(
+            "{}/api/call-logd/1.0/exports/{}/download",
+            self.auth.config.public_url(),
+            export.uuid
+        );
+        let mail = crate::mail::Mail {
+            to,
+            subject: "Your call recordings export is ready".into(),
+            body: format!(
+                "The call recordings export you asked for is ready ({}).\n\n\
+                 Download it (with your usual credentials, as an X-Auth-Token header or a\n\
+                 ?token= parameter) from:\n\n{link}\n",
+                export.filename()
+            ),
+        };
+        match mailer.send(mail).await {
+            Ok(()) => tracing::info!(export = %export.uuid, "export mail sent"),
+            Err(e) => tracing::error!(export = %export.uuid, error = %e, "export mail not sent"),
+        }
+    }
+
     /// The export task: confine every file, write the ZIP off the runtime, record the result.
-    async fn run_export(&self, mut export: Export, recordings: Vec<(i64, Recording)>) {
+    /// Returns the export when it finished.
+    async fn run_export(&self, mut export: Export, recordings: Vec<(i64, Recording)>) -> Option<Export> {
         self.update_export(&mut export, ExportStatus::Processing, None).await;
         let mut files = Vec::with_capacity(recordings.len());
         for (cdr_id, rec) in &recordings {
@@ -290,7 +325,7 @@ impl CallLogService {
                     tracing::error!(export = %export.uuid, recording = %rec.uuid, path, error = ?e,
                         "export: recording file not usable");
                     self.update_export(&mut export, ExportStatus::Error, None).await;
-                    return;
+                    return None;
                 }
             }
         }
@@ -309,10 +344,12 @@ impl CallLogService {
                 let path = Some(dest.display().to_string());
                 self.update_export(&mut export, ExportStatus::Finished, path).await;
                 tracing::info!(export = %export.uuid, recordings = recordings.len(), "export finished");
+                Some(export)
             }
             Err(e) => {
                 tracing::error!(export = %export.uuid, error = %e, "export failed");
                 self.update_export(&mut export, ExportStatus::Error, None).await;
+                None
             }
         }
     }
@@ -367,6 +404,18 @@ impl CallLogService {
 
 /// The optional body `{"cdr_ids": [...]}`; ids as integers or digit strings (upstream
 /// documents strings). An empty body selects by the filters alone.
+/// The optional `email` query parameter: who is told when the export is ready.
+fn export_email(query: &str) -> Result<Option<lettre::Address>, ApiError> {
+    let pairs: Vec<(String, String)> = crate::api::body::parse_query(query)?;
+    match pairs.into_iter().rev().find(|(k, _)| k == "email") {
+        None => Ok(None),
+        Some((_, v)) if v.is_empty() => Ok(None),
+        Some((_, v)) => crate::mail::parse_address(&v)
+            .map(Some)
+            .map_err(|_| ApiError::invalid_field("email", "Not a valid email address.")),
+    }
+}
+
 fn export_ids(bytes: &[u8]) -> Result<Vec<i64>, ApiError> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -408,9 +457,10 @@ pub fn routes(svc: Arc<CallLogService>) -> BoxedFilter<(Response,)> {
             let svc = s.clone();
             respond(async move {
                 let scope = caller.require("call-logd.cdr.recordings.media.export.create")?;
+                let email = export_email(&q)?;
                 let q = CdrQuery::parse(&q)?;
                 let ids = export_ids(&body)?;
-                let export = svc.create_export(&scope, q, ids).await?;
+                let export = svc.create_export(&scope, q, ids, email).await?;
                 let mut resp = warp::reply::with_status(
                     warp::reply::json(&json!({ "export_uuid": export.uuid })),
                     StatusCode::ACCEPTED,

@@ -46,6 +46,8 @@ pub struct CallLogService {
     pub live: live::LiveCounters,
     /// Where export ZIP files are written (`<data_dir>/exports`).
     exports_dir: PathBuf,
+    /// Sends the "export ready" mail when an export asks for one; `None`: mail is off.
+    mailer: Option<crate::mail::Mailer>,
 }
 
 impl CallLogService {
@@ -57,6 +59,10 @@ impl CallLogService {
         config: CallLogsConfig,
         exports_dir: PathBuf,
     ) -> Arc<Self> {
+        let mailer = crate::mail::Mailer::from_config(&auth.config.smtp).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "outgoing mail is off: bad [smtp] settings");
+            None
+        });
         Arc::new(CallLogService {
             store,
             bus,
@@ -65,6 +71,7 @@ impl CallLogService {
             config,
             live: live::LiveCounters::default(),
             exports_dir,
+            mailer,
         })
     }
 }

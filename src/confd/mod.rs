@@ -19,6 +19,7 @@ pub mod reload;
 pub mod render;
 pub mod resource;
 pub mod sip_transports;
+pub mod user_import;
 pub mod users;
 pub mod voicemails;
 
