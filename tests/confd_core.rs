@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use accentd::api::status::Health;
 use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions};
 use accentd::fake_asterisk::scenario::Scenario;
-use common::TestServer;
+use common::{command_success, commands, wait_for, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -343,30 +343,6 @@ async fn tenants_are_isolated_and_acls_checked() {
     let (code, infos) = s.get(&format!("{C}/infos"), &admin).await;
     assert_eq!(code, StatusCode::OK);
     assert!(infos["accent_version"].is_string() && infos["wazo_version"].is_string() && infos["uuid"].is_string());
-}
-
-fn command_success() -> Vec<accentd::ami::frame::AmiMessage> {
-    // The shape of scenario 14's recorded `Command` answer.
-    vec![accentd::ami::frame::AmiMessage::new()
-        .with("Response", "Success")
-        .with("Message", "Command output follows")
-        .with("Output", "")]
-}
-
-fn commands(fake: &FakeAmi) -> Vec<String> {
-    fake.received_actions()
-        .iter()
-        .filter(|a| a.get("Action").is_some_and(|v| v.eq_ignore_ascii_case("Command")))
-        .filter_map(|a| a.get("Command").map(str::to_owned))
-        .collect()
-}
-
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,6 +92,17 @@ pub fn find_by(c: &Connection, table: &str, column: &str, value: &SqlValue) -> r
     rows.collect()
 }
 
+/// The id of another row of `table` (not `id`) whose `column` is `value`:
+/// uniqueness checks that name the field before the constraint fires.
+pub fn taken(c: &Connection, table: &str, column: &str, value: &str, id: Option<i64>) -> rusqlite::Result<Option<i64>> {
+    c.query_row(
+        &format!("SELECT id FROM {table} WHERE {column} = ?1 AND id IS NOT ?2"),
+        params![value, id],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 pub fn insert(
     c: &Connection,
     table: &str,

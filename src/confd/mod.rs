@@ -12,13 +12,17 @@ pub mod endpoints_sccp;
 pub mod endpoints_sip;
 pub mod error;
 pub mod extensions;
+pub mod features;
 pub mod fields;
+pub mod incalls;
 pub mod lines;
 pub mod options;
+pub mod outcalls;
 pub mod reload;
 pub mod render;
 pub mod resource;
 pub mod sip_transports;
+pub mod trunks;
 pub mod user_import;
 pub mod users;
 pub mod voicemails;
@@ -142,10 +146,16 @@ pub fn context_users(c: &Connection, name: &str) -> Result<Vec<(&'static str, i6
         |r| r.get(0),
     )?;
     let voicemails = voicemails::count_in_context(c, name)?;
+    let trunks: i64 = c.query_row(
+        &format!("SELECT COUNT(*) FROM {} WHERE context = ?1", trunks::TABLE),
+        [name],
+        |r| r.get(0),
+    )?;
     Ok(vec![
         ("Extension", extensions),
         ("Line", lines),
         ("Voicemail", voicemails),
+        ("Trunk", trunks),
     ])
 }
 
@@ -171,7 +181,15 @@ pub fn extension_relations(c: &Connection, id: i64, obj: &mut Map<String, Value>
         .map(|line_id| json!({ "id": line_id }))
         .collect();
     obj.insert("lines".into(), Value::Array(lines));
-    for single in ["incall", "outcall", "group", "queue", "conference", "parking_lot"] {
+    let incall = incalls::incall_of_extension(c, id)?.map(|i| json!({ "id": i }));
+    obj.insert("incall".into(), incall.unwrap_or(Value::Null));
+    let outcall = match outcalls::outcall_of_extension(c, id)? {
+        Some(o) => docstore::get(c, outcalls::TABLE, docstore::Key::Id(o))?
+            .map(|row| json!({ "id": row.id, "name": row.doc.get("name") })),
+        None => None,
+    };
+    obj.insert("outcall".into(), outcall.unwrap_or(Value::Null));
+    for single in ["group", "queue", "conference", "parking_lot"] {
         obj.insert(single.into(), Value::Null);
     }
     Ok(())
@@ -181,6 +199,12 @@ pub fn extension_relations(c: &Connection, id: i64, obj: &mut Map<String, Value>
 pub fn extension_owner(c: &Connection, id: i64) -> Result<Option<&'static str>, ApiError> {
     if !lines::lines_of_extension(c, id)?.is_empty() {
         return Ok(Some("Line"));
+    }
+    if incalls::incall_of_extension(c, id)?.is_some() {
+        return Ok(Some("Incall"));
+    }
+    if outcalls::outcall_of_extension(c, id)?.is_some() {
+        return Ok(Some("Outcall"));
     }
     Ok(None)
 }
@@ -252,7 +276,15 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         });
 
     let api = contexts::routes(svc.clone())
+        .or(features::routes(svc.clone()))
+        .unify()
         .or(resource::routes::<extensions::Extension>(svc.clone()))
+        .unify()
+        .or(trunks::routes(svc.clone()))
+        .unify()
+        .or(incalls::routes(svc.clone()))
+        .unify()
+        .or(outcalls::routes(svc.clone()))
         .unify()
         .or(sip_transports::routes(svc.clone()))
         .unify()

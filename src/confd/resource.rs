@@ -176,14 +176,21 @@ pub fn from_map<R: DeserializeOwned>(map: Map<String, Value>) -> Result<R, ApiEr
     serde_path_to_error::deserialize::<_, R>(Value::Object(map)).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
-        // serde says "missing field `name`" at the object itself.
+        let root = path == "." || path.is_empty();
+        // serde says "missing field `name`" at the object holding it.
         if let Some(rest) = message.strip_prefix("missing field `") {
             let field = rest.split('`').next().unwrap_or_default();
-            return ApiError::invalid_field(field, "Missing data for required field.");
+            let field = if root {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
+            return ApiError::invalid_field(&field, "Missing data for required field.");
         }
+        // ... and "unknown field `name`" at the field itself.
         if let Some(rest) = message.strip_prefix("unknown field `") {
             let field = rest.split('`').next().unwrap_or_default();
-            return ApiError::invalid_field(field, "Unknown field.");
+            return ApiError::invalid_field(if root { field } else { &path }, "Unknown field.");
         }
         let field = if path == "." || path.is_empty() {
             "_schema".to_string()
@@ -481,4 +488,43 @@ pub fn created(def: &Def, obj: Value) -> Response {
         response.headers_mut().insert(header::LOCATION, v);
     }
     response
+}
+
+/// `PUT` (associate, `true`) and `DELETE` (dissociate, `false`)
+/// `/<parent>/{id}/<segment>/{other}`: `handler(svc, caller, id, other,
+/// associate, body)` answers 204 or the error (the body may be empty).
+pub fn association_route<F, Fut>(
+    svc: Arc<ConfdService>,
+    parent: &'static str,
+    segment: &'static [&'static str],
+    handler: F,
+) -> BoxedFilter<(Response,)>
+where
+    F: Fn(Arc<ConfdService>, Caller, String, String, bool, Bytes) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
+{
+    warp::path(parent)
+        .and(warp::path::param::<String>())
+        .and(path_of(segment))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::put().map(|| true).or(warp::delete().map(|| false)).unify())
+        .and(authenticated(svc.auth.clone()))
+        .and(body::limited_bytes(svc.body_limit))
+        .then(
+            move |id: String, other: String, associate: bool, caller: Caller, b: Bytes| {
+                let (svc, handler) = (svc.clone(), handler.clone());
+                respond(async move {
+                    handler(svc, caller, id, other, associate, b).await?;
+                    Ok(StatusCode::NO_CONTENT.into_response())
+                })
+            },
+        )
+        .boxed()
+}
+
+/// The ACL of an association route: `confd.<acl>.<id>.<what>.<other>.update|delete`.
+pub fn association_acl(acl: &str, id: &str, what: &str, other: &str, associate: bool) -> String {
+    let action = if associate { "update" } else { "delete" };
+    item_acl(acl, id, &format!("{what}.{}.{action}", escape_param(other)))
 }

@@ -231,3 +231,32 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// A successful AMI `Command` answer (the shape of scenario 14's recording).
+pub fn command_success() -> Vec<accentd::ami::frame::AmiMessage> {
+    vec![accentd::ami::frame::AmiMessage::new()
+        .with("Response", "Success")
+        .with("Message", "Command output follows")
+        .with("Output", "")]
+}
+
+/// The `Command` actions (reloads) a fake AMI received, in order.
+pub fn commands(fake: &accentd::fake_asterisk::ami::FakeAmi) -> Vec<String> {
+    fake.received_actions()
+        .iter()
+        .filter(|a| a.get("Action").is_some_and(|v| v.eq_ignore_ascii_case("Command")))
+        .filter_map(|a| a.get("Command").map(str::to_owned))
+        .collect()
+}
+
+/// Polls `f` until it holds (10 s at most).
+pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "timed out: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

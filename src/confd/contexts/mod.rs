@@ -99,6 +99,16 @@ impl Resource for Context {
         Ok(())
     }
 
+    /// call-logd resolves a call's tenant through its context (`calllog_context`).
+    fn after_write(tx: &Connection, row: &Row) -> Result<(), ApiError> {
+        tx.execute(
+            "INSERT INTO calllog_context (name, tenant_uuid) VALUES (?1, ?2) \
+             ON CONFLICT(name) DO UPDATE SET tenant_uuid = excluded.tenant_uuid",
+            params![row.str("name").unwrap_or_default(), row.tenant_uuid.to_string()],
+        )?;
+        Ok(())
+    }
+
     fn before_delete(tx: &Connection, row: &Row) -> Result<(), ApiError> {
         let name = row.str("name").unwrap_or_default().to_string();
         for (what, n) in super::context_users(tx, &name)? {
@@ -110,6 +120,7 @@ impl Resource for Context {
                 ));
             }
         }
+        tx.execute("DELETE FROM calllog_context WHERE name = ?1", [&name])?;
         Ok(())
     }
 }
@@ -142,6 +153,14 @@ pub fn by_name(c: &Connection, name: &str) -> Result<Option<(Row, Context)>, Api
         }
         None => Ok(None),
     }
+}
+
+/// The context `name` of `tenant`, else 400 naming the field `context`.
+pub fn of_tenant(c: &Connection, name: &str, tenant: Uuid) -> Result<Context, ApiError> {
+    by_name(c, name)?
+        .filter(|(row, _)| row.tenant_uuid == tenant)
+        .map(|(_, context)| context)
+        .ok_or_else(|| ApiError::invalid_field("context", format!("Context was not found ('name': '{name}')")))
 }
 
 #[derive(Deserialize)]

@@ -67,11 +67,16 @@ impl Resource for EndpointCustom {
     fn relations(c: &Connection, row: &Row, obj: &mut Map<String, Value>) -> rusqlite::Result<()> {
         let line = lines::line_of_endpoint(c, EndpointKind::Custom, row.id)?;
         obj.insert("line".into(), line.map(|id| json!({ "id": id })).unwrap_or(Value::Null));
-        obj.insert("trunk".into(), Value::Null);
+        let trunk = crate::confd::trunks::trunk_of_endpoint(c, EndpointKind::Custom, row.id)?;
+        obj.insert(
+            "trunk".into(),
+            trunk.map(|id| json!({ "id": id })).unwrap_or(Value::Null),
+        );
         Ok(())
     }
 
     fn before_delete(tx: &Connection, row: &Row) -> Result<(), ApiError> {
+        crate::confd::trunks::refuse_if_on_trunk(tx, EndpointKind::Custom, row.id)?;
         lines::refuse_if_on_line(tx, EndpointKind::Custom, row.id)
     }
 }

@@ -251,11 +251,16 @@ impl Resource for EndpointSip {
         template_relations(c, obj)?;
         let line = lines::line_of_endpoint(c, lines::EndpointKind::Sip, row.id)?;
         obj.insert("line".into(), line.map(|id| json!({ "id": id })).unwrap_or(Value::Null));
-        obj.insert("trunk".into(), Value::Null);
+        let trunk = crate::confd::trunks::trunk_of_endpoint(c, lines::EndpointKind::Sip, row.id)?;
+        obj.insert(
+            "trunk".into(),
+            trunk.map(|id| json!({ "id": id })).unwrap_or(Value::Null),
+        );
         Ok(())
     }
 
     fn before_delete(tx: &Connection, row: &Row) -> Result<(), ApiError> {
+        crate::confd::trunks::refuse_if_on_trunk(tx, lines::EndpointKind::Sip, row.id)?;
         if let Some(line_id) = lines::line_of_endpoint(tx, lines::EndpointKind::Sip, row.id)? {
             return Err(ApiError::conflict(
                 "SIPEndpoint",

@@ -164,6 +164,13 @@ impl Resource for Extension {
             if !super::lines::lines_of_extension(ctx.tx, id)?.is_empty() {
                 super::lines::check_line_extension(ctx.tx, ctx.tenant_uuid, self)?;
             }
+            // An incall's DID stays in its incall ranges, an outcall's pattern in an outcall context.
+            if super::incalls::incall_of_extension(ctx.tx, id)?.is_some() {
+                super::incalls::check_incall_extension(ctx.tx, ctx.tenant_uuid, self)?;
+            }
+            if super::outcalls::outcall_of_extension(ctx.tx, id)?.is_some() {
+                super::outcalls::check_outcall_extension(ctx.tx, ctx.tenant_uuid, self)?;
+            }
         }
         if taken.is_some() {
             return Err(ApiError::conflict(

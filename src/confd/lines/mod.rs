@@ -62,7 +62,7 @@ impl EndpointKind {
         }
     }
 
-    fn column(self) -> &'static str {
+    pub(crate) fn column(self) -> &'static str {
         match self {
             EndpointKind::Sip => "sip_id",
             EndpointKind::Sccp => "sccp_id",
@@ -70,7 +70,7 @@ impl EndpointKind {
         }
     }
 
-    fn table(self) -> &'static str {
+    pub(crate) fn table(self) -> &'static str {
         match self {
             EndpointKind::Sip => endpoints_sip::TABLE,
             EndpointKind::Sccp => endpoints_sccp::TABLE,
@@ -78,7 +78,7 @@ impl EndpointKind {
         }
     }
 
-    fn kind(self) -> &'static str {
+    pub(crate) fn kind(self) -> &'static str {
         match self {
             EndpointKind::Sip => "SIPEndpoint",
             EndpointKind::Sccp => "SCCPEndpoint",
@@ -87,7 +87,7 @@ impl EndpointKind {
     }
 
     /// The key the association events and the line object use.
-    fn field(self) -> &'static str {
+    pub(crate) fn field(self) -> &'static str {
         match self {
             EndpointKind::Sip => "endpoint_sip",
             EndpointKind::Sccp => "endpoint_sccp",
@@ -95,7 +95,7 @@ impl EndpointKind {
         }
     }
 
-    fn reloads(self) -> &'static [Reload] {
+    pub(crate) fn reloads(self) -> &'static [Reload] {
         match self {
             EndpointKind::Sip => &[Reload::Pjsip, Reload::Dialplan],
             EndpointKind::Sccp => &[Reload::Sccp, Reload::Dialplan],
@@ -186,7 +186,7 @@ pub fn line_users(_c: &Connection, _line_id: i64) -> rusqlite::Result<Vec<Value>
 }
 
 /// The endpoint relation a line shows: `(kind, object)`.
-fn endpoint_relation(c: &Connection, kind: EndpointKind, id: i64) -> rusqlite::Result<Option<Value>> {
+pub(crate) fn endpoint_relation(c: &Connection, kind: EndpointKind, id: i64) -> rusqlite::Result<Option<Value>> {
     let Some(row) = docstore::get(c, kind.table(), Key::Id(id))? else {
         return Ok(None);
     };
@@ -284,11 +284,7 @@ pub fn extension_changed(tx: &Connection, extension_id: i64) -> Result<(), ApiEr
 /// The rules an extension must keep while it is a line's: an internal
 /// context, inside its user ranges.
 pub fn check_line_extension(tx: &Connection, tenant: Uuid, ext: &Extension) -> Result<(), ApiError> {
-    let (_, context) = contexts::by_name(tx, &ext.context)?
-        .filter(|(row, _)| row.tenant_uuid == tenant)
-        .ok_or_else(|| {
-            ApiError::invalid_field("context", format!("Context was not found ('name': '{}')", ext.context))
-        })?;
+    let context = contexts::of_tenant(tx, &ext.context, tenant)?;
     if context.kind != ContextType::Internal {
         return Err(rule(format!(
             "Extension '{}@{}' is not in an internal context (type '{}')",
@@ -484,7 +480,8 @@ impl ConfdService {
         }
     }
 
-    fn publish_tenant(&self, name: &str, routing_key: String, data: Value, tenant: Uuid) {
+    /// A tenant event of an association (its own name, routing key and payload).
+    pub(crate) fn publish_tenant(&self, name: &str, routing_key: String, data: Value, tenant: Uuid) {
         self.bus.publish(EventSpec::new(name, routing_key, data).tenant(tenant));
     }
 
@@ -530,6 +527,12 @@ impl ConfdService {
                     if let Some(other) = line_of_endpoint(tx, kind, ep.id)? {
                         return Err(rule(format!(
                             "{} is already associated with a Line ('line_id': {other})",
+                            kind.kind()
+                        )));
+                    }
+                    if let Some(trunk) = super::trunks::trunk_of_endpoint(tx, kind, ep.id)? {
+                        return Err(rule(format!(
+                            "{} is already associated with a Trunk ('trunk_id': {trunk})",
                             kind.kind()
                         )));
                     }

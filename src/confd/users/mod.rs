@@ -240,6 +240,7 @@ impl ConfdService {
                     ));
                 }
                 tx.execute("DELETE FROM confd_user_voicemail WHERE user_id = ?1", [uid])?;
+                super::incalls::destination_deleted(tx, "user", uid)?;
                 super::docstore::delete(tx, TABLE, uid)?;
                 Ok::<_, ApiError>(vm)
             })

@@ -1,0 +1,269 @@
+//! `/incalls` and `PUT/DELETE /incalls/{id}/extensions/{extension_id}`: an
+//! incoming call route, its destination (a user or voicemail of the same
+//! tenant, a hangup, a custom command...) and the DIDs reaching it
+//! (extensions of an `incall` context, inside its incall ranges).
+
+pub mod model;
+
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::Filter;
+
+pub use self::model::{Destination, Incall};
+use super::contexts::{self, ContextType};
+use super::docstore::{self, Key, Row};
+use super::extensions::{self, Extension};
+use super::reload::Reload;
+use super::resource::{self, association_acl, Check, Def, EventDef, Resource};
+use super::ConfdService;
+use crate::api::error::ApiError;
+use crate::auth::caller::Caller;
+
+pub const TABLE: &str = "confd_incall";
+
+/// A broken association rule: confd's 400 `Resource Error - ...`.
+fn rule(message: impl Into<String>) -> ApiError {
+    ApiError::conflict("Incall", "", message)
+}
+
+/// The incall an extension routes to.
+pub fn incall_of_extension(c: &Connection, extension_id: i64) -> rusqlite::Result<Option<i64>> {
+    c.query_row(
+        "SELECT incall_id FROM confd_incall_extension WHERE extension_id = ?1",
+        [extension_id],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// The extensions (DIDs) of an incall: `(id, exten, context)`.
+pub fn incall_extensions(c: &Connection, incall_id: i64) -> rusqlite::Result<Vec<(i64, String, String)>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT e.id, e.exten, e.context FROM confd_incall_extension ie JOIN {} e ON e.id = ie.extension_id \
+         WHERE ie.incall_id = ?1 ORDER BY e.id",
+        extensions::TABLE
+    ))?;
+    let rows = stmt.query_map([incall_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// The rules an extension keeps while it is an incall's: an `incall`
+/// context of the tenant, inside its incall ranges.
+pub fn check_incall_extension(tx: &Connection, tenant: Uuid, ext: &Extension) -> Result<(), ApiError> {
+    let context = contexts::of_tenant(tx, &ext.context, tenant)?;
+    if context.kind != ContextType::Incall {
+        return Err(rule(format!(
+            "Extension '{}@{}' is not in an incall context (type '{}')",
+            ext.exten,
+            ext.context,
+            context.kind.as_str()
+        )));
+    }
+    if !context.incall_ranges.iter().any(|r| r.contains(&ext.exten)) {
+        return Err(rule(format!(
+            "Extension '{}' is outside of range for context '{}'",
+            ext.exten, ext.context
+        )));
+    }
+    Ok(())
+}
+
+/// A user or voicemail is deleted: the incalls reaching it end nowhere
+/// (`none`), like upstream's dial actions.
+pub fn destination_deleted(tx: &Connection, kind: &str, id: i64) -> Result<(), ApiError> {
+    let key = format!("{kind}_id");
+    tx.execute(
+        &format!(
+            "UPDATE {TABLE} SET doc = json_set(doc, '$.destination', json('{{\"type\": \"none\"}}')) \
+             WHERE destination_type = ?1 AND json_extract(doc, '$.destination.{key}') = ?2"
+        ),
+        params![kind, id],
+    )?;
+    Ok(())
+}
+
+/// The destination with the names clients display (`user_firstname`...).
+fn destination_object(c: &Connection, destination: &Value) -> rusqlite::Result<Value> {
+    let mut out = destination.clone();
+    let Value::Object(obj) = &mut out else {
+        return Ok(out);
+    };
+    let (table, key) = match obj.get("type").and_then(Value::as_str) {
+        Some("user") => (super::users::TABLE, "user_id"),
+        Some("voicemail") => (super::voicemails::TABLE, "voicemail_id"),
+        _ => return Ok(out),
+    };
+    let id = obj.get(key).and_then(Value::as_i64).unwrap_or_default();
+    let row = docstore::get(c, table, Key::Id(id))?;
+    let field = |k: &str| row.as_ref().and_then(|r| r.doc.get(k).cloned()).unwrap_or(Value::Null);
+    if key == "user_id" {
+        obj.insert("user_firstname".into(), field("firstname"));
+        obj.insert("user_lastname".into(), field("lastname"));
+    } else {
+        obj.insert("voicemail_name".into(), field("name"));
+    }
+    Ok(out)
+}
+
+impl Resource for Incall {
+    const DEF: Def = Def {
+        path: &["incalls"],
+        acl: "incalls",
+        table: TABLE,
+        kind: "Incall",
+        by_uuid: false,
+        show_id: true,
+        show_uuid: false,
+        orderable: &[
+            "id",
+            "description",
+            "caller_id_mode",
+            "caller_id_name",
+            "preprocess_subroutine",
+        ],
+        filterable: &["id", "caller_id_mode", "caller_id_name", "preprocess_subroutine"],
+        searchable: &["description", "caller_id_name", "preprocess_subroutine"],
+        default_order: "id",
+        read_only: &["extensions", "schedules"],
+        created: EventDef {
+            name: "incall_created",
+            routing_key: "config.incalls.created",
+        },
+        edited: EventDef {
+            name: "incall_edited",
+            routing_key: "config.incalls.edited",
+        },
+        deleted: EventDef {
+            name: "incall_deleted",
+            routing_key: "config.incalls.deleted",
+        },
+        reloads: &[Reload::Dialplan],
+    };
+
+    fn check(&self, ctx: &Check<'_>) -> Result<(), ApiError> {
+        self.validate()?;
+        let target = match &self.destination {
+            Destination::User { user_id, .. } => Some(("user", super::users::TABLE, *user_id)),
+            Destination::Voicemail { voicemail_id, .. } => Some(("voicemail", super::voicemails::TABLE, *voicemail_id)),
+            _ => None,
+        };
+        if let Some((kind, table, id)) = target {
+            let found = docstore::get(ctx.tx, table, Key::Id(id))?.is_some_and(|r| r.tenant_uuid == ctx.tenant_uuid);
+            if !found {
+                return Err(ApiError::invalid_field(
+                    &format!("destination.{kind}_id"),
+                    format!("{kind} was not found ('id': {id})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn relations(c: &Connection, row: &Row, obj: &mut Map<String, Value>) -> rusqlite::Result<()> {
+        if let Some(d) = row.doc.get("destination") {
+            obj.insert("destination".into(), destination_object(c, d)?);
+        }
+        let extens: Vec<Value> = incall_extensions(c, row.id)?
+            .into_iter()
+            .map(|(id, exten, context)| json!({ "id": id, "exten": exten, "context": context }))
+            .collect();
+        obj.insert("extensions".into(), Value::Array(extens));
+        obj.insert("schedules".into(), Value::Array(Vec::new()));
+        Ok(())
+    }
+
+    /// The DIDs are dissociated (kept).
+    fn before_delete(tx: &Connection, row: &Row) -> Result<(), ApiError> {
+        tx.execute("DELETE FROM confd_incall_extension WHERE incall_id = ?1", [row.id])?;
+        Ok(())
+    }
+
+    fn event_data(obj: &Map<String, Value>) -> Value {
+        json!({ "id": obj.get("id") })
+    }
+}
+
+impl ConfdService {
+    /// PUT (`associate`) or DELETE `/incalls/{id}/extensions/{extension_id}`.
+    async fn incall_extension(
+        &self,
+        caller: &Caller,
+        incall_id: &str,
+        extension_id: &str,
+        associate: bool,
+    ) -> Result<(), ApiError> {
+        let scope = caller.require(&association_acl(
+            "incalls",
+            incall_id,
+            "extensions",
+            extension_id,
+            associate,
+        ))?;
+        let incall = self.find::<Incall>(&scope, incall_id).await?;
+        let ext = self.find::<Extension>(&scope, extension_id).await?;
+        if incall.tenant_uuid != ext.tenant_uuid {
+            return Err(rule("Incall and Extension are not in the same tenant"));
+        }
+        let (i, e) = (incall.id, ext.clone());
+        let tenant = incall.tenant_uuid;
+        let changed = self
+            .store
+            .write(move |tx| {
+                let current = incall_of_extension(tx, e.id)?;
+                if associate {
+                    if current == Some(i) {
+                        return Ok::<_, ApiError>(false);
+                    }
+                    let extension: Extension = resource::from_map(e.doc.clone())?;
+                    check_incall_extension(tx, tenant, &extension)?;
+                    if let Some(owner) = super::extension_owner(tx, e.id)? {
+                        return Err(rule(format!("Extension is already associated with a {owner}")));
+                    }
+                    tx.execute(
+                        "INSERT INTO confd_incall_extension (incall_id, extension_id) VALUES (?1, ?2)",
+                        params![i, e.id],
+                    )?;
+                } else {
+                    if current != Some(i) {
+                        return Err(rule("Incall and Extension are not associated"));
+                    }
+                    tx.execute("DELETE FROM confd_incall_extension WHERE extension_id = ?1", [e.id])?;
+                }
+                Ok(true)
+            })
+            .await?;
+        if changed {
+            let (name, rk) = if associate {
+                ("incall_extension_associated", "updated")
+            } else {
+                ("incall_extension_dissociated", "deleted")
+            };
+            self.publish_tenant(
+                name,
+                format!("config.incalls.extensions.{rk}"),
+                json!({ "incall_id": incall.id, "extension_id": ext.id }),
+                tenant,
+            );
+            self.reloader.request(&[Reload::Dialplan]);
+        }
+        Ok(())
+    }
+}
+
+/// CRUD plus the extension association.
+pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
+    let extension = resource::association_route(
+        svc.clone(),
+        "incalls",
+        &["extensions"],
+        |svc: Arc<ConfdService>, caller: Caller, id: String, other: String, associate: bool, _body| async move {
+            svc.incall_extension(&caller, &id, &other, associate).await
+        },
+    );
+    resource::routes::<Incall>(svc).or(extension).unify().boxed()
+}
