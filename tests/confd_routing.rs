@@ -385,7 +385,7 @@ async fn bad_inputs_rules_tenants_and_acls() {
             json!({"bogus": 1}),
             "field 'bogus': Unknown field",
         ),
-        (Method::POST, "/trunks".to_string(), json!([]), "_schema"),
+        (Method::POST, "/trunks".to_string(), json!([]), "expected an object"),
         (
             Method::POST,
             "/incalls".to_string(),

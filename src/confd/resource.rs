@@ -187,10 +187,9 @@ pub fn from_map<R: DeserializeOwned>(map: Map<String, Value>) -> Result<R, ApiEr
             };
             return ApiError::invalid_field(&field, "Missing data for required field.");
         }
-        // ... and "unknown field `name`" at the field itself.
         if let Some(rest) = message.strip_prefix("unknown field `") {
             let field = rest.split('`').next().unwrap_or_default();
-            return ApiError::invalid_field(if root { field } else { &path }, "Unknown field.");
+            return ApiError::invalid_field(field, "Unknown field.");
         }
         let field = if path == "." || path.is_empty() {
             "_schema".to_string()
