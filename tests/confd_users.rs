@@ -267,7 +267,9 @@ async fn nested_post_creates_the_auth_user_and_voicemail_or_nothing() {
     assert_eq!(u2["uuid"], given.as_str());
     assert_eq!(u2["voicemail"]["id"], vm_id);
 
-    // Lines cannot come with a user yet: a clear 400, nothing created.
+    // A nested line without an endpoint cannot be given to the user: a 400,
+    // nothing created (tests/confd_user_lines.rs covers nested lines).
+    let (_, before) = s.get(&format!("{C}/lines"), &t).await;
     let (code, body) = s
         .post(
             &format!("{C}/users"),
@@ -276,7 +278,9 @@ async fn nested_post_creates_the_auth_user_and_voicemail_or_nothing() {
         )
         .await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
-    assert_confd_error(&body, "field 'lines'");
+    assert_confd_error(&body, "endpoint");
+    let (_, after) = s.get(&format!("{C}/lines"), &t).await;
+    assert_eq!(before["total"], after["total"]);
     let (code, body) = s
         .post(
             &format!("{C}/users"),

@@ -158,11 +158,19 @@ fn not_found<R: Resource>(id: &str) -> ApiError {
 /// overlaid with the body's keys, so a PUT only changes what it names.
 pub fn parse_body<R: Resource>(bytes: &[u8], base: Option<&Map<String, Value>>) -> Result<R, ApiError> {
     let value: Value = body::parse_json(bytes)?;
-    let Value::Object(mut fields) = value else {
+    let Value::Object(fields) = value else {
         return Err(ApiError::InvalidData {
             details: json!({ "_schema": ["Invalid input type: expected an object"] }),
         });
     };
+    parse_fields(fields, base)
+}
+
+/// [`parse_body`] for an object already parsed (a part of a nested body).
+pub fn parse_fields<R: Resource>(
+    mut fields: Map<String, Value>,
+    base: Option<&Map<String, Value>>,
+) -> Result<R, ApiError> {
     for key in ["id", "uuid", "tenant_uuid", "links"].iter().chain(R::DEF.read_only) {
         fields.remove(*key);
     }

@@ -70,7 +70,7 @@ impl EndpointKind {
         }
     }
 
-    pub(crate) fn table(self) -> &'static str {
+    pub fn table(self) -> &'static str {
         match self {
             EndpointKind::Sip => endpoints_sip::TABLE,
             EndpointKind::Sccp => endpoints_sccp::TABLE,
@@ -87,7 +87,7 @@ impl EndpointKind {
     }
 
     /// The key the association events and the line object use.
-    pub(crate) fn field(self) -> &'static str {
+    pub fn field(self) -> &'static str {
         match self {
             EndpointKind::Sip => "endpoint_sip",
             EndpointKind::Sccp => "endpoint_sccp",
@@ -170,7 +170,7 @@ pub fn lines_of_extension(c: &Connection, extension_id: i64) -> rusqlite::Result
 }
 
 /// The device row id of a line.
-fn device_of_line(c: &Connection, line_id: i64) -> rusqlite::Result<Option<i64>> {
+pub fn device_of_line(c: &Connection, line_id: i64) -> rusqlite::Result<Option<i64>> {
     c.query_row(
         "SELECT device_id FROM confd_line_device WHERE line_id = ?1",
         [line_id],
@@ -179,11 +179,116 @@ fn device_of_line(c: &Connection, line_id: i64) -> rusqlite::Result<Option<i64>>
     .optional()
 }
 
-/// The users of a line. Empty until users exist: the user↔line association
-/// fills this in.
-pub fn line_users(_c: &Connection, _line_id: i64) -> rusqlite::Result<Vec<Value>> {
-    Ok(Vec::new())
+/// The users of a line (`uuid`, `firstname`, `lastname`), its main user first.
+pub fn line_users(c: &Connection, line_id: i64) -> rusqlite::Result<Vec<Value>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT u.uuid, json_extract(u.doc, '$.firstname'), json_extract(u.doc, '$.lastname') \
+         FROM confd_user_line ul JOIN {} u ON u.id = ul.user_id \
+         WHERE ul.line_id = ?1 ORDER BY ul.main_user DESC, ul.user_id",
+        super::users::TABLE
+    ))?;
+    let rows = stmt.query_map([line_id], |r| {
+        let (uuid, first, last): (String, Option<String>, Option<String>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        Ok(json!({ "uuid": uuid, "firstname": first, "lastname": last }))
+    })?;
+    rows.collect()
 }
+
+/// The line's main user: `(uuid, "firstname lastname")`.
+fn main_user(c: &Connection, line_id: i64) -> rusqlite::Result<Option<(String, String)>> {
+    c.query_row(
+        &format!(
+            "SELECT u.uuid, json_extract(u.doc, '$.firstname'), json_extract(u.doc, '$.lastname') \
+             FROM confd_user_line ul JOIN {} u ON u.id = ul.user_id \
+             WHERE ul.line_id = ?1 AND ul.main_user = 1",
+            super::users::TABLE
+        ),
+        [line_id],
+        |r| {
+            let (uuid, first, last): (String, Option<String>, Option<String>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let name = [first, last].into_iter().flatten().filter(|s| !s.is_empty());
+            Ok((uuid, name.collect::<Vec<_>>().join(" ")))
+        },
+    )
+    .optional()
+}
+
+/// The main user's row id of a line.
+pub fn main_user_id(c: &Connection, line_id: i64) -> rusqlite::Result<Option<i64>> {
+    c.query_row(
+        "SELECT user_id FROM confd_user_line WHERE line_id = ?1 AND main_user = 1",
+        [line_id],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// The endpoint fields (`endpoint_sip`, `endpoint_sccp`, `endpoint_custom`:
+/// the line's one, nulls for the others) and `extensions` of a line.
+fn endpoints_and_extensions(c: &Connection, line_id: i64, obj: &mut Map<String, Value>) -> rusqlite::Result<()> {
+    let endpoint = endpoint_of_line(c, line_id)?;
+    for kind in [EndpointKind::Sip, EndpointKind::Sccp, EndpointKind::Custom] {
+        let rel = match endpoint {
+            Some((k, id)) if k == kind => endpoint_relation(c, k, id)?,
+            _ => None,
+        };
+        obj.insert(kind.field().into(), rel.unwrap_or(Value::Null));
+    }
+    let extens: Vec<Value> = line_extensions(c, line_id)?
+        .into_iter()
+        .map(|(id, exten, context)| json!({ "id": id, "exten": exten, "context": context }))
+        .collect();
+    obj.insert("extensions".into(), Value::Array(extens));
+    Ok(())
+}
+
+/// A line as a user shows it: `id`, `name`, its endpoint and extensions.
+pub fn user_line_relation(c: &Connection, line_id: i64) -> rusqlite::Result<Value> {
+    let mut obj = Map::new();
+    obj.insert("id".into(), json!(line_id));
+    obj.insert("name".into(), name_and_protocol(c, line_id)?.0);
+    endpoints_and_extensions(c, line_id, &mut obj)?;
+    Ok(Value::Object(obj))
+}
+
+/// A line as the user↔line events carry it: `id`, `name` and its endpoint's key.
+pub fn line_event_summary(c: &Connection, line: &Row) -> rusqlite::Result<Value> {
+    let (name, _) = name_and_protocol(c, line.id)?;
+    let mut obj = json!({ "id": line.id, "name": name, "tenant_uuid": line.tenant_uuid });
+    let endpoint = endpoint_of_line(c, line.id)?;
+    for kind in [EndpointKind::Sip, EndpointKind::Sccp, EndpointKind::Custom] {
+        let key = match endpoint {
+            Some((EndpointKind::Sip, id)) if kind == EndpointKind::Sip => {
+                docstore::get(c, kind.table(), Key::Id(id))?.map(|r| json!({ "uuid": r.uuid }))
+            }
+            Some((k, id)) if k == kind => Some(json!({ "id": id })),
+            _ => None,
+        };
+        obj[kind.field()] = key.unwrap_or(Value::Null);
+    }
+    Ok(obj)
+}
+
+/// The SIP endpoint row id of a line, if its endpoint is a SIP one.
+pub fn sip_endpoint_of_line(c: &Connection, line_id: i64) -> rusqlite::Result<Option<i64>> {
+    Ok(match endpoint_of_line(c, line_id)? {
+        Some((EndpointKind::Sip, id)) => Some(id),
+        _ => None,
+    })
+}
+
+/// Whether a line has an endpoint (a user can only be given such a line).
+pub fn has_endpoint(c: &Connection, line_id: i64) -> rusqlite::Result<bool> {
+    Ok(endpoint_of_line(c, line_id)?.is_some())
+}
+
+/// The line's main extension id (the first associated).
+pub fn main_extension(c: &Connection, line_id: i64) -> rusqlite::Result<Option<i64>> {
+    Ok(line_extensions(c, line_id)?.first().map(|(id, _, _)| *id))
+}
+
+/// The reloads a change of the line's users needs (upstream's user↔line notifier).
+pub const USER_LINE_RELOADS: &[Reload] = &[Reload::Dialplan, Reload::Pjsip];
 
 /// The endpoint relation a line shows: `(kind, object)`.
 pub(crate) fn endpoint_relation(c: &Connection, kind: EndpointKind, id: i64) -> rusqlite::Result<Option<Value>> {
@@ -233,14 +338,14 @@ fn name_and_protocol(c: &Connection, line_id: i64) -> rusqlite::Result<(Value, V
 }
 
 /// Rewrites the line's `calllog_line` row: `pjsip/<name>` while it has a SIP
-/// endpoint, with its main extension; the user fields are kept.
+/// endpoint, with its main extension and its main user (uuid, name); the
+/// tags are kept.
 pub fn sync_calllog_line(tx: &Connection, line_id: i64) -> Result<(), ApiError> {
-    type Kept = (Option<String>, Option<String>, Option<String>);
-    let kept: Option<Kept> = tx
+    let tags: Option<Option<String>> = tx
         .query_row(
-            "SELECT user_uuid, tags, user_name FROM calllog_line WHERE line_id = ?1 LIMIT 1",
+            "SELECT tags FROM calllog_line WHERE line_id = ?1 LIMIT 1",
             [line_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| r.get(0),
         )
         .optional()?;
     tx.execute("DELETE FROM calllog_line WHERE line_id = ?1", [line_id])?;
@@ -255,7 +360,7 @@ pub fn sync_calllog_line(tx: &Connection, line_id: i64) -> Result<(), ApiError> 
     };
     let name = sip.str("name").unwrap_or_default().to_lowercase();
     let main = line_extensions(tx, line_id)?.into_iter().next();
-    let (user_uuid, tags, user_name) = kept.unwrap_or((None, None, None));
+    let (user_uuid, user_name) = main_user(tx, line_id)?.unzip();
     tx.execute(
         "INSERT OR REPLACE INTO calllog_line (identity, line_id, user_uuid, tenant_uuid, tags, user_name, exten, context) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -264,7 +369,7 @@ pub fn sync_calllog_line(tx: &Connection, line_id: i64) -> Result<(), ApiError> 
             line_id,
             user_uuid,
             line.tenant_uuid.to_string(),
-            tags.unwrap_or_else(|| "[]".into()),
+            tags.flatten().unwrap_or_else(|| "[]".into()),
             user_name,
             main.as_ref().map(|m| m.1.clone()),
             main.as_ref().map(|m| m.2.clone()),
@@ -426,19 +531,7 @@ impl Resource for Line {
             None => None,
         };
         obj.insert("device_id".into(), device.unwrap_or(Value::Null));
-        let endpoint = endpoint_of_line(c, row.id)?;
-        for kind in [EndpointKind::Sip, EndpointKind::Sccp, EndpointKind::Custom] {
-            let rel = match endpoint {
-                Some((k, id)) if k == kind => endpoint_relation(c, k, id)?,
-                _ => None,
-            };
-            obj.insert(kind.field().into(), rel.unwrap_or(Value::Null));
-        }
-        let extens: Vec<Value> = line_extensions(c, row.id)?
-            .into_iter()
-            .map(|(id, exten, context)| json!({ "id": id, "exten": exten, "context": context }))
-            .collect();
-        obj.insert("extensions".into(), Value::Array(extens));
+        endpoints_and_extensions(c, row.id, obj)?;
         obj.insert("users".into(), Value::Array(line_users(c, row.id)?));
         obj.insert("application".into(), Value::Null);
         Ok(())
@@ -456,6 +549,28 @@ impl Resource for Line {
         }
         Ok(())
     }
+}
+
+/// Deletes a line and the extensions only it had (a user's recursive
+/// delete): `(line, extensions)`, to announce; `None` if it was gone.
+pub fn delete_line_tx(tx: &Connection, line_id: i64) -> Result<Option<(Row, Vec<Row>)>, ApiError> {
+    let Some(line) = docstore::get(tx, TABLE, Key::Id(line_id))? else {
+        return Ok(None);
+    };
+    let extension_ids: Vec<i64> = line_extensions(tx, line_id)?.into_iter().map(|e| e.0).collect();
+    Line::before_delete(tx, &line)?;
+    docstore::delete(tx, TABLE, line_id)?;
+    let mut extensions = Vec::new();
+    for id in extension_ids {
+        if super::extension_owner(tx, id)?.is_some() {
+            continue;
+        }
+        if let Some(ext) = docstore::get(tx, extensions::TABLE, Key::Id(id))? {
+            docstore::delete(tx, extensions::TABLE, id)?;
+            extensions.push(ext);
+        }
+    }
+    Ok(Some((line, extensions)))
 }
 
 /// `{id, name, tenant_uuid}` of a line, for association events.
@@ -513,57 +628,33 @@ impl ConfdService {
         let changed = self
             .store
             .write(move |tx| {
-                let current = endpoint_of_line(tx, line2.id)?;
                 if associate {
-                    if current == Some((kind, ep.id)) {
-                        return Ok::<_, ApiError>(false);
-                    }
-                    if current.is_some() {
-                        return Err(rule(format!(
-                            "Line is already associated with an endpoint ('line_id': {})",
-                            line2.id
-                        )));
-                    }
-                    if let Some(other) = line_of_endpoint(tx, kind, ep.id)? {
-                        return Err(rule(format!(
-                            "{} is already associated with a Line ('line_id': {other})",
-                            kind.kind()
-                        )));
-                    }
-                    if let Some(trunk) = super::trunks::trunk_of_endpoint(tx, kind, ep.id)? {
-                        return Err(rule(format!(
-                            "{} is already associated with a Trunk ('trunk_id': {trunk})",
-                            kind.kind()
-                        )));
-                    }
-                    tx.execute(
-                        &format!(
-                            "INSERT INTO confd_line_endpoint (line_id, {}) VALUES (?1, ?2)",
-                            kind.column()
-                        ),
-                        params![line2.id, ep.id],
-                    )?;
+                    associate_endpoint_tx(tx, &line2, kind, &ep)
                 } else {
-                    if current != Some((kind, ep.id)) {
-                        return Err(rule(format!("Line and {} are not associated", kind.kind())));
-                    }
-                    if !line_users(tx, line2.id)?.is_empty() {
-                        return Err(rule("Line is associated with a User"));
-                    }
-                    tx.execute("DELETE FROM confd_line_endpoint WHERE line_id = ?1", [line2.id])?;
+                    dissociate_endpoint_tx(tx, &line2, kind, &ep)
                 }
-                sync_calllog_line(tx, line2.id)?;
-                Ok(true)
             })
             .await?;
-        if !changed {
-            return Ok(());
+        if changed {
+            self.announce_line_endpoint(&line, kind, &endpoint, associate).await?;
         }
+        Ok(())
+    }
+
+    /// The event and reloads of a committed line↔endpoint change.
+    pub(crate) async fn announce_line_endpoint(
+        &self,
+        line: &Row,
+        kind: EndpointKind,
+        endpoint: &Row,
+        associate: bool,
+    ) -> Result<(), ApiError> {
+        let (line_id, endpoint_id) = (line.id, endpoint.id);
         let (name, ep_obj) = self
             .store
             .read(move |c| {
-                let (name, _) = name_and_protocol(c, line.id)?;
-                let ep_obj = endpoint_relation(c, kind, endpoint.id)?;
+                let (name, _) = name_and_protocol(c, line_id)?;
+                let ep_obj = endpoint_relation(c, kind, endpoint_id)?;
                 Ok::<_, ApiError>((name, ep_obj))
             })
             .await?;
@@ -584,7 +675,7 @@ impl ConfdService {
                 line.id,
                 kind.segment()
             ),
-            json!({ "line": line_summary(&line, &name), kind.field(): ep_obj }),
+            json!({ "line": line_summary(line, &name), kind.field(): ep_obj }),
             line.tenant_uuid,
         );
         self.reloader.request(kind.reloads());
@@ -633,7 +724,12 @@ impl ConfdService {
         Ok(())
     }
 
-    async fn announce_line_extension(&self, line: &Row, extension_id: i64, associate: bool) -> Result<(), ApiError> {
+    pub(crate) async fn announce_line_extension(
+        &self,
+        line: &Row,
+        extension_id: i64,
+        associate: bool,
+    ) -> Result<(), ApiError> {
         let (name, verb, rk) = if associate {
             ("line_extension_associated", "associated", "updated")
         } else {
@@ -815,9 +911,55 @@ impl ConfdService {
     }
 }
 
+/// Puts endpoint `ep` on `line` in `tx` (upstream's rules); false when it
+/// already was.
+pub fn associate_endpoint_tx(tx: &Connection, line: &Row, kind: EndpointKind, ep: &Row) -> Result<bool, ApiError> {
+    if line.tenant_uuid != ep.tenant_uuid {
+        return Err(rule(format!("Line and {} are not in the same tenant", kind.kind())));
+    }
+    let current = endpoint_of_line(tx, line.id)?;
+    if current == Some((kind, ep.id)) {
+        return Ok(false);
+    }
+    if current.is_some() {
+        return Err(rule(format!(
+            "Line is already associated with an endpoint ('line_id': {})",
+            line.id
+        )));
+    }
+    if let Some(other) = line_of_endpoint(tx, kind, ep.id)? {
+        return Err(rule(format!(
+            "{} is already associated with a Line ('line_id': {other})",
+            kind.kind()
+        )));
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO confd_line_endpoint (line_id, {}) VALUES (?1, ?2)",
+            kind.column()
+        ),
+        params![line.id, ep.id],
+    )?;
+    sync_calllog_line(tx, line.id)?;
+    Ok(true)
+}
+
+/// Takes endpoint `ep` off `line` in `tx`: not while the line has users.
+fn dissociate_endpoint_tx(tx: &Connection, line: &Row, kind: EndpointKind, ep: &Row) -> Result<bool, ApiError> {
+    if endpoint_of_line(tx, line.id)? != Some((kind, ep.id)) {
+        return Err(rule(format!("Line and {} are not associated", kind.kind())));
+    }
+    if !line_users(tx, line.id)?.is_empty() {
+        return Err(rule("Line is associated with a User"));
+    }
+    tx.execute("DELETE FROM confd_line_endpoint WHERE line_id = ?1", [line.id])?;
+    sync_calllog_line(tx, line.id)?;
+    Ok(true)
+}
+
 /// Associates extension `ext` with `line` in `tx` (upstream's rules); false
 /// when they already were.
-fn associate_extension_tx(tx: &Connection, line: &Row, ext: &Row) -> Result<bool, ApiError> {
+pub fn associate_extension_tx(tx: &Connection, line: &Row, ext: &Row) -> Result<bool, ApiError> {
     if line.tenant_uuid != ext.tenant_uuid {
         return Err(rule("Line and Extension are not in the same tenant"));
     }
@@ -833,8 +975,10 @@ fn associate_extension_tx(tx: &Connection, line: &Row, ext: &Row) -> Result<bool
     }
     let extension: Extension = resource::from_map(ext.doc.clone())?;
     check_line_extension(tx, line.tenant_uuid, &extension)?;
-    if let Some(owner) = super::extension_owner(tx, ext.id)? {
-        return Err(rule(format!("Extension is already associated with a {owner}")));
+    match super::extension_owner(tx, ext.id)? {
+        None => {}
+        Some("Line") => check_shared_extension(tx, line.id, &lines)?,
+        Some(owner) => return Err(rule(format!("Extension is already associated with a {owner}"))),
     }
     if line_extensions(tx, line.id)?
         .iter()
@@ -852,6 +996,22 @@ fn associate_extension_tx(tx: &Connection, line: &Row, ext: &Row) -> Result<bool
     )?;
     sync_calllog_line(tx, line.id)?;
     Ok(true)
+}
+
+/// An extension already on `others` may also go on `line_id` only when every
+/// one of those lines has the same main user as `line_id` (one user's lines
+/// ringing together, as upstream allows); never between lines without users
+/// or of different users.
+fn check_shared_extension(tx: &Connection, line_id: i64, others: &[i64]) -> Result<(), ApiError> {
+    let user = main_user_id(tx, line_id)?;
+    for other in others {
+        if user.is_none() || main_user_id(tx, *other)? != user {
+            return Err(rule(format!(
+                "Extension is already associated with a Line of another user ('line_id': {other})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `PUT` (associate) and `DELETE` (dissociate) `/lines/{line}/<segment>/{other}`.

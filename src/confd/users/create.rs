@@ -8,14 +8,18 @@
 //! one transaction, and if that fails the auth user is deleted again, so a
 //! failed POST leaves nothing behind.
 //!
-//! `lines` (and groups, incalls, switchboards, queues, agent) cannot be
-//! created with a user yet: a non-empty list is refused with a 400 naming
-//! the field, rather than silently dropped.
+//! `lines` (see [`LinePart`]) are created with the user in the same
+//! transaction, each with its endpoint and extensions, and given to the
+//! user in order (the first is the main line); `{"id": n}` gives an
+//! existing line instead. Groups, incalls, switchboards, queues and agent
+//! cannot be created with a user yet: a non-empty list is refused with a
+//! 400 naming the field, rather than silently dropped.
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::features::{self, Features};
+use super::lines::UserLine;
 use super::model::{ForwardsBody, ServicesBody};
 use super::voicemail::associate;
 use super::{prefixed, push_all, User};
@@ -23,9 +27,14 @@ use crate::api::body;
 use crate::api::error::ApiError;
 use crate::auth::caller::Scope;
 use crate::auth::users::model::UserBody;
-use crate::confd::docstore::{self, Key};
+use crate::confd::docstore::{self, Key, Row};
+use crate::confd::endpoints_custom::EndpointCustom;
+use crate::confd::endpoints_sccp::EndpointSccp;
+use crate::confd::endpoints_sip::EndpointSip;
+use crate::confd::extensions::Extension;
+use crate::confd::lines::{self, EndpointKind, Line};
 use crate::confd::reload::Reload;
-use crate::confd::resource::{api_object, base_object, from_map, insert_row, Resource};
+use crate::confd::resource::{api_object, base_object, from_map, insert_row, insert_tx, parse_fields, Resource};
 use crate::confd::voicemails::{self, Voicemail};
 use crate::confd::ConfdService;
 
@@ -57,8 +66,11 @@ impl ConfdService {
         let forwards = take(&mut fields, "forwards");
         let services = take(&mut fields, "services");
         let fallbacks = take(&mut fields, "fallbacks");
+        let line_parts = match take(&mut fields, "lines") {
+            None => Vec::new(),
+            Some(v) => parse_lines(v)?,
+        };
         for key in [
-            "lines",
             "groups",
             "incalls",
             "switchboards",
@@ -180,12 +192,17 @@ impl ConfdService {
                         Some((vm_row, true))
                     }
                 };
+                let mut line_writes = Vec::with_capacity(line_parts.len());
+                for (i, part) in line_parts.into_iter().enumerate() {
+                    let written = write_line(tx, &row, part).map_err(|e| prefixed(&format!("lines[{i}]"), e))?;
+                    line_writes.push(written);
+                }
                 let obj = api_object::<User>(tx, &row)?;
-                Ok::<_, ApiError>((row, obj, vm, feats))
+                Ok::<_, ApiError>((row, obj, vm, feats, line_writes))
             })
             .await;
 
-        let (row, obj, vm, feats) = match written {
+        let (row, obj, vm, feats, line_writes) = match written {
             Ok(w) => w,
             Err(e) => {
                 if auth_user.is_some() {
@@ -214,11 +231,271 @@ impl ConfdService {
         }
         self.reloader.request(&reloads);
         push_all(self, row.id, &feats);
+        self.announce_nested_lines(&row, line_writes).await?;
 
         let mut obj = obj;
         if let (Value::Object(o), Some(a)) = (&mut obj, &auth_user) {
             o.insert("auth".into(), a.to_json());
         }
         Ok(obj)
+    }
+}
+
+/// One entry of a nested `lines`: an existing line of the tenant
+/// (`{"id": n}`) or a new one, with at most one endpoint (new, or an
+/// existing one named by `uuid` for SIP, `id` otherwise) and extensions (new,
+/// or existing `{"id": n}`).
+enum LinePart {
+    Existing(i64),
+    New(Box<NewLine>),
+}
+
+struct NewLine {
+    line: Line,
+    endpoint: Option<EndpointPart>,
+    extensions: Vec<ExtensionPart>,
+}
+
+enum EndpointPart {
+    Existing(EndpointKind, String),
+    Sip(Box<EndpointSip>),
+    Sccp(Box<EndpointSccp>),
+    Custom(Box<EndpointCustom>),
+}
+
+enum ExtensionPart {
+    Existing(i64),
+    New(Extension),
+}
+
+/// What a nested line wrote, to announce after the commit.
+struct LineWrite {
+    line: Row,
+    line_created: bool,
+    /// Kind, row and whether it was created here.
+    endpoint: Option<(EndpointKind, Row, bool)>,
+    extensions: Vec<(Row, bool)>,
+    user_line: Option<UserLine>,
+}
+
+fn list(field: &str, v: Value) -> Result<Vec<Value>, ApiError> {
+    match v {
+        Value::Array(a) => Ok(a),
+        _ => Err(ApiError::invalid_field(field, "Invalid input type: expected a list.")),
+    }
+}
+
+/// `id` of an entry naming an existing resource, if it does.
+fn existing_id(m: &mut Map<String, Value>, field: &str) -> Result<Option<i64>, ApiError> {
+    match take(m, "id") {
+        None => Ok(None),
+        Some(id) => id
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid_field(field, "Not a valid integer.")),
+    }
+}
+
+/// The nested `lines`, every field checked before anything is written
+/// (errors name `lines[i].<field>`).
+fn parse_lines(v: Value) -> Result<Vec<LinePart>, ApiError> {
+    let mut parts = Vec::new();
+    for (i, item) in list("lines", v)?.into_iter().enumerate() {
+        let prefix = format!("lines[{i}]");
+        let mut m = object(&prefix, item)?;
+        if let Some(id) = existing_id(&mut m, &format!("{prefix}.id"))? {
+            parts.push(LinePart::Existing(id));
+            continue;
+        }
+        if take(&mut m, "device_id").is_some() {
+            return Err(ApiError::invalid_field(
+                &format!("{prefix}.device_id"),
+                "Provisioning a device with a new user is not supported yet; use PUT /lines/{id}/devices/{device_id}.",
+            ));
+        }
+        let mut endpoints = Vec::new();
+        for kind in [EndpointKind::Sip, EndpointKind::Sccp, EndpointKind::Custom] {
+            let key = kind.field();
+            if let Some(ep) = take(&mut m, key) {
+                endpoints.push(parse_endpoint(&format!("{prefix}.{key}"), kind, ep)?);
+            }
+        }
+        if endpoints.len() > 1 {
+            return Err(ApiError::invalid_field(
+                &prefix,
+                "A line has one endpoint: give only one of endpoint_sip, endpoint_sccp, endpoint_custom.",
+            ));
+        }
+        let mut extensions = Vec::new();
+        if let Some(exts) = take(&mut m, "extensions") {
+            for (j, ext) in list(&format!("{prefix}.extensions"), exts)?.into_iter().enumerate() {
+                let field = format!("{prefix}.extensions[{j}]");
+                let mut em = object(&field, ext)?;
+                extensions.push(match existing_id(&mut em, &format!("{field}.id"))? {
+                    Some(id) => ExtensionPart::Existing(id),
+                    None => ExtensionPart::New(parse_fields(em, None).map_err(|e| prefixed(&field, e))?),
+                });
+            }
+        }
+        // Validated when written (`insert_tx`), once the provisioning code is generated.
+        let line: Line = parse_fields(m, None).map_err(|e| prefixed(&prefix, e))?;
+        parts.push(LinePart::New(Box::new(NewLine {
+            line,
+            endpoint: endpoints.pop(),
+            extensions,
+        })));
+    }
+    Ok(parts)
+}
+
+fn parse_endpoint(field: &str, kind: EndpointKind, v: Value) -> Result<EndpointPart, ApiError> {
+    let mut m = object(field, v)?;
+    let key = if kind == EndpointKind::Sip { "uuid" } else { "id" };
+    if let Some(existing) = take(&mut m, key) {
+        let existing = match existing {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        return Ok(EndpointPart::Existing(kind, existing));
+    }
+    let named = |e| prefixed(field, e);
+    Ok(match kind {
+        EndpointKind::Sip => EndpointPart::Sip(Box::new(parse_fields(m, None).map_err(named)?)),
+        EndpointKind::Sccp => EndpointPart::Sccp(Box::new(parse_fields(m, None).map_err(named)?)),
+        EndpointKind::Custom => EndpointPart::Custom(Box::new(parse_fields(m, None).map_err(named)?)),
+    })
+}
+
+/// A resource of `table` in the user's tenant named by a nested body, else a
+/// 400 on `field`.
+fn tenant_row(
+    tx: &rusqlite::Connection,
+    table: &str,
+    key: &str,
+    user: &Row,
+    field: &str,
+    kind: &str,
+) -> Result<Row, ApiError> {
+    Key::parse(key)
+        .map(|k| docstore::get(tx, table, k))
+        .transpose()?
+        .flatten()
+        .filter(|r| r.tenant_uuid == user.tenant_uuid)
+        .ok_or_else(|| ApiError::invalid_field(field, format!("{kind} was not found ('id': '{key}')")))
+}
+
+/// Creates (or finds) one nested line, its endpoint and extensions, and
+/// gives it to `user`, inside the user's transaction.
+fn write_line(tx: &rusqlite::Connection, user: &Row, part: LinePart) -> Result<LineWrite, ApiError> {
+    let tenant = user.tenant_uuid;
+    let new = match part {
+        LinePart::Existing(id) => {
+            let line = tenant_row(tx, lines::TABLE, &id.to_string(), user, "id", "Line")?;
+            let user_line = super::lines::associate(tx, user, &line)?;
+            return Ok(LineWrite {
+                line,
+                line_created: false,
+                endpoint: None,
+                extensions: Vec::new(),
+                user_line,
+            });
+        }
+        LinePart::New(new) => *new,
+    };
+    let line = insert_tx(tx, tenant, new.line)?;
+    let endpoint = match new.endpoint {
+        None => None,
+        Some(part) => {
+            let (kind, row, created) = match part {
+                EndpointPart::Existing(kind, key) => {
+                    let field = format!(
+                        "{}.{}",
+                        kind.field(),
+                        if kind == EndpointKind::Sip { "uuid" } else { "id" }
+                    );
+                    (
+                        kind,
+                        tenant_row(tx, kind.table(), &key, user, &field, "Endpoint")?,
+                        false,
+                    )
+                }
+                EndpointPart::Sip(ep) => (
+                    EndpointKind::Sip,
+                    insert_tx(tx, tenant, *ep).map_err(|e| prefixed("endpoint_sip", e))?,
+                    true,
+                ),
+                EndpointPart::Sccp(ep) => (
+                    EndpointKind::Sccp,
+                    insert_tx(tx, tenant, *ep).map_err(|e| prefixed("endpoint_sccp", e))?,
+                    true,
+                ),
+                EndpointPart::Custom(ep) => (
+                    EndpointKind::Custom,
+                    insert_tx(tx, tenant, *ep).map_err(|e| prefixed("endpoint_custom", e))?,
+                    true,
+                ),
+            };
+            lines::associate_endpoint_tx(tx, &line, kind, &row)?;
+            Some((kind, row, created))
+        }
+    };
+    let mut extensions = Vec::new();
+    for (j, part) in new.extensions.into_iter().enumerate() {
+        let field = format!("extensions[{j}]");
+        let (row, created) = match part {
+            ExtensionPart::Existing(id) => (
+                tenant_row(
+                    tx,
+                    crate::confd::extensions::TABLE,
+                    &id.to_string(),
+                    user,
+                    &format!("{field}.id"),
+                    "Extension",
+                )?,
+                false,
+            ),
+            ExtensionPart::New(ext) => (insert_tx(tx, tenant, ext).map_err(|e| prefixed(&field, e))?, true),
+        };
+        lines::associate_extension_tx(tx, &line, &row)?;
+        extensions.push((row, created));
+    }
+    let user_line = super::lines::associate(tx, user, &line)?;
+    Ok(LineWrite {
+        line,
+        line_created: true,
+        endpoint,
+        extensions,
+        user_line,
+    })
+}
+
+impl ConfdService {
+    /// The events and reloads of the nested lines, once committed.
+    async fn announce_nested_lines(&self, user: &Row, writes: Vec<LineWrite>) -> Result<(), ApiError> {
+        let mut associated = Vec::new();
+        for w in writes {
+            if w.line_created {
+                self.announce_created::<Line>(&w.line);
+            }
+            if let Some((kind, ep, created)) = &w.endpoint {
+                if *created {
+                    match kind {
+                        EndpointKind::Sip => self.announce_created::<EndpointSip>(ep),
+                        EndpointKind::Sccp => self.announce_created::<EndpointSccp>(ep),
+                        EndpointKind::Custom => self.announce_created::<EndpointCustom>(ep),
+                    }
+                }
+                self.announce_line_endpoint(&w.line, *kind, ep, true).await?;
+            }
+            for (ext, created) in &w.extensions {
+                if *created {
+                    self.announce_created::<Extension>(ext);
+                }
+                self.announce_line_extension(&w.line, ext.id, true).await?;
+            }
+            associated.extend(w.user_line);
+        }
+        self.announce_user_lines(user, &[], &associated);
+        Ok(())
     }
 }

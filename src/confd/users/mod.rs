@@ -1,10 +1,11 @@
 //! `/users`: confd users (by id or uuid), the nested POST the web UI sends
 //! (`auth`, `voicemail`, `forwards`...), HEAD, forwards, services (also as
-//! `/users/me/...`), fallbacks, outgoing caller ids and the user↔voicemail
-//! association. Lines are not associated here yet (see `create.rs`).
+//! `/users/me/...`), fallbacks, outgoing caller ids, the user↔voicemail
+//! association and the user↔line association (`lines.rs`).
 
 pub mod create;
 pub mod features;
+pub mod lines;
 pub mod model;
 pub mod voicemail;
 
@@ -142,14 +143,19 @@ impl Resource for User {
         Ok(())
     }
 
+    /// The names call-logd shows for the user's lines follow a rename.
+    fn after_write(tx: &Connection, row: &Row) -> Result<(), ApiError> {
+        lines::user_renamed(tx, row.id)
+    }
+
     fn relations(c: &Connection, row: &Row, obj: &mut Map<String, Value>) -> rusqlite::Result<()> {
         let f = features::load(c, row.id)?;
         obj.insert("forwards".into(), json!(f.forwards));
         obj.insert("services".into(), json!(f.services));
         obj.insert("fallbacks".into(), fallbacks_object(&f.fallbacks));
         obj.insert("voicemail".into(), voicemail::relation(c, row.id)?);
+        obj.insert("lines".into(), lines::relation(c, row.id)?);
         for many in [
-            "lines",
             "groups",
             "incalls",
             "switchboards",
@@ -228,26 +234,56 @@ impl ConfdService {
         };
         let row = self.user_row(scope, id).await?;
         let (uid, tenant) = (row.id, row.tenant_uuid);
-        let dissociated = self
+        let user = row.clone();
+        let (dissociated, gone_lines, removed) = self
             .store
             .write(move |tx| {
                 let vm = voicemail::of_user(tx, uid)?;
-                if vm.is_some() && !recursive {
-                    return Err(ApiError::conflict(
-                        "User",
-                        "voicemail",
-                        "User is still associated ('Voicemail'): dissociate it first or delete with recursive=true",
-                    ));
+                let has_lines = !lines::lines_of_user(tx, uid)?.is_empty();
+                for (what, associated) in [("Voicemail", vm.is_some()), ("Line", has_lines)] {
+                    if associated && !recursive {
+                        return Err(ApiError::conflict(
+                            "User",
+                            &what.to_lowercase(),
+                            format!(
+                                "User is still associated ('{what}'): dissociate it first or delete with recursive=true"
+                            ),
+                        ));
+                    }
                 }
                 tx.execute("DELETE FROM confd_user_voicemail WHERE user_id = ?1", [uid])?;
                 super::incalls::destination_deleted(tx, "user", uid)?;
+                let gone_lines = lines::remove_all(tx, &user)?;
+                // Upstream's recursive delete takes the lines (and their
+                // extensions) no other user keeps.
+                let mut removed = Vec::new();
+                for gone in &gone_lines {
+                    if super::lines::line_users(tx, gone.line_id)?.is_empty() {
+                        removed.push(super::lines::delete_line_tx(tx, gone.line_id)?);
+                    }
+                }
                 super::docstore::delete(tx, TABLE, uid)?;
-                Ok::<_, ApiError>(vm)
+                Ok::<_, ApiError>((vm, gone_lines, removed))
             })
             .await?;
         tracing::info!(kind = "User", id = row.id, recursive, "deleted");
         if let Some(vm_id) = dissociated {
             self.user_voicemail_event(&row, vm_id, false);
+        }
+        self.announce_user_lines(&row, &gone_lines, &[]);
+        for (line, extensions) in removed.into_iter().flatten() {
+            self.publish::<super::lines::Line>(
+                super::lines::Line::DEF.deleted,
+                tenant,
+                &resource::base_object::<super::lines::Line>(&line),
+            );
+            for ext in extensions {
+                self.publish::<super::extensions::Extension>(
+                    super::extensions::Extension::DEF.deleted,
+                    tenant,
+                    &resource::base_object::<super::extensions::Extension>(&ext),
+                );
+            }
         }
         self.publish::<User>(User::DEF.deleted, tenant, &resource::base_object::<User>(&row));
         self.astdb.del_tree(&super::astdb::user_family(row.id));
@@ -404,6 +440,25 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
                 Ok(StatusCode::OK.into_response())
             })
         });
+
+    // GET by id, uuid or `me` (the token's user).
+    let s = svc.clone();
+    let get =
+        warp::path!("users" / String)
+            .and(warp::get())
+            .and(authed.clone())
+            .then(move |id: String, caller: Caller| {
+                let svc = s.clone();
+                respond(async move {
+                    let scope = caller.require(&item_acl("users", &id, "read"))?;
+                    let row = svc.user_row(&scope, &id).await?;
+                    let obj = svc
+                        .store
+                        .read(move |c| resource::api_object::<User>(c, &row).map_err(ApiError::from))
+                        .await?;
+                    Ok(json_reply(&obj))
+                })
+            });
 
     let s = svc.clone();
     let delete = warp::path!("users" / String)
@@ -574,34 +629,35 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
             })
         });
 
-    create
-        .or(head)
-        .unify()
-        .or(delete)
-        .unify()
-        .or(get_forwards)
-        .unify()
+    // Grouped and boxed: a long chain of `or` makes one deeply nested type
+    // that is slow to compile.
+    let item = create.or(head).unify().or(get).unify().or(delete).unify().boxed();
+    let forwards = get_forwards
         .or(put_forwards)
         .unify()
         .or(get_forward)
         .unify()
         .or(put_forward)
         .unify()
-        .or(get_services)
-        .unify()
+        .boxed();
+    let services = get_services
         .or(put_services)
         .unify()
         .or(get_service)
         .unify()
         .or(put_service)
         .unify()
-        .or(get_fallbacks)
+        .boxed();
+    let others = get_fallbacks.or(put_fallbacks).unify().or(callerids).unify().boxed();
+    item.or(forwards)
         .unify()
-        .or(put_fallbacks)
+        .or(services)
         .unify()
-        .or(callerids)
+        .or(others)
         .unify()
         .or(voicemail::routes(svc.clone()))
+        .unify()
+        .or(lines::routes(svc.clone()))
         .unify()
         .or(resource::routes::<User>(svc))
         .unify()
