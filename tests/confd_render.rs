@@ -8,10 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use accentd::ami::frame::AmiMessage;
 use accentd::confd::render::{self, syntax};
+use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions};
+use accentd::fake_asterisk::scenario::Scenario;
 use common::TestServer;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const C: &str = "/api/confd/1.1";
 const BIN: &str = env!("CARGO_BIN_EXE_accentd");
@@ -62,6 +65,116 @@ async fn provision(s: &TestServer) {
         )
         .await;
     assert_eq!(code, StatusCode::NO_CONTENT);
+    provision_lines(s).await;
+}
+
+async fn created(s: &TestServer, path: &str, body: Value) -> Value {
+    let (code, b) = s.post(&format!("{C}{path}"), &s.admin_token, body).await;
+    assert_eq!(code, StatusCode::CREATED, "{path}: {b}");
+    b
+}
+
+async fn no_content(s: &TestServer, path: &str, body: Value) {
+    let (code, b) = s.put(&format!("{C}{path}"), &s.admin_token, body).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{path}: {b}");
+}
+
+/// Transports, SIP templates (one inheriting another), two lines with their
+/// endpoints and extensions, a voicemail and edited file sections.
+async fn provision_lines(s: &TestServer) {
+    let transport = created(
+        s,
+        "/sip/transports",
+        json!({"name": "transport-udp", "options": [["protocol", "udp"], ["bind", "0.0.0.0:5060"]]}),
+    )
+    .await;
+    let phone = created(
+        s,
+        "/endpoints/sip/templates",
+        json!({"name": "tpl-phone", "label": "phones",
+               "endpoint_section_options": [["allow", "!all,ulaw"], ["direct_media", "no"]],
+               "aor_section_options": [["max_contacts", "1"], ["remove_existing", "yes"]],
+               "transport": {"uuid": transport["uuid"]}}),
+    )
+    .await;
+    let webrtc = created(
+        s,
+        "/endpoints/sip/templates",
+        json!({"name": "tpl-webrtc", "label": "webrtc",
+               "endpoint_section_options": [["webrtc", "yes"]],
+               "templates": [{"uuid": phone["uuid"]}]}),
+    )
+    .await;
+    for (name, exten, templates, cid) in [
+        (
+            "alice-sip",
+            "1001",
+            json!([{"uuid": webrtc["uuid"]}, {"uuid": phone["uuid"]}]),
+            Some("Alice; A."),
+        ),
+        ("bob-sip", "1002", json!([{"uuid": phone["uuid"]}]), None),
+    ] {
+        let sip = created(
+            s,
+            "/endpoints/sip",
+            json!({"name": name, "templates": templates,
+                   "auth_section_options": [["username", name], ["password", format!("pw-{name}")]],
+                   "transport": {"uuid": transport["uuid"]}}),
+        )
+        .await;
+        let mut line = json!({"context": "default"});
+        if let Some(cid) = cid {
+            line["caller_id_name"] = json!(cid);
+            line["caller_id_num"] = json!(exten);
+        }
+        let line = created(s, "/lines", line).await;
+        let id = line["id"].as_i64().expect("line id");
+        no_content(
+            s,
+            &format!("/lines/{id}/endpoints/sip/{}", sip["uuid"].as_str().expect("uuid")),
+            json!({}),
+        )
+        .await;
+        created(
+            s,
+            &format!("/lines/{id}/extensions"),
+            json!({"exten": exten, "context": "default"}),
+        )
+        .await;
+    }
+    // A line without endpoint is not rendered.
+    created(s, "/lines", json!({"context": "default"})).await;
+    created(
+        s,
+        "/voicemails",
+        json!({"name": "Alice First", "number": "1001", "context": "default", "password": "1234",
+               "email": "alice@example.com", "attach_audio": true, "timezone": "Europe/Paris",
+               "options": [["saycid", "yes"]]}),
+    )
+    .await;
+    created(
+        s,
+        "/voicemails",
+        json!({"name": "Off", "number": "1009", "context": "default", "enabled": false}),
+    )
+    .await;
+    no_content(
+        s,
+        "/asterisk/voicemail/zonemessages",
+        json!({"items": [{"name": "eu-fr", "timezone": "Europe/Paris", "message": "'vm-received' q 'digits/at' kM"}]}),
+    )
+    .await;
+    no_content(
+        s,
+        "/asterisk/features/applicationmap",
+        json!({"options": {"monkeys": "#9,peer,Playback,tt-monkeys"}}),
+    )
+    .await;
+}
+
+/// The rendered text with the ids that differ from run to run replaced.
+async fn stable(s: &TestServer, text: &str) -> String {
+    text.replace(&s.master_tenant().await, "<tenant-uuid>")
 }
 
 #[tokio::test]
@@ -70,10 +183,40 @@ async fn fixture_configuration_renders_to_the_golden_files() {
     provision(&s).await;
     let templates = render::Templates::load(None).expect("templates");
     let files = render::render_store(&s.app().store, &templates).await.expect("render");
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "accentd-dialplan.conf",
+            "confbridge.conf",
+            "extensions.conf",
+            "features.conf",
+            "iax.conf",
+            "pjsip.conf",
+            "voicemail.conf"
+        ]
+    );
     for (name, text) in &files {
         syntax::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_golden(name, text);
+        assert_golden(name, &stable(&s, text).await);
     }
+    render::check(&files).expect("every file passes the checker");
+    let pjsip = &files["pjsip.conf"];
+    // Endpoint, auth and aor share the endpoint's name; templates apply first-listed last.
+    assert!(
+        pjsip.contains("[alice-sip](tpl-phone-endpoint,tpl-webrtc-endpoint)"),
+        "{pjsip}"
+    );
+    assert!(pjsip.contains("[tpl-webrtc-endpoint](!,tpl-phone-endpoint)"), "{pjsip}");
+    assert!(pjsip.contains("callerid = \"Alice\\; A.\" <1001>"), "{pjsip}");
+    let ext = &files["extensions.conf"];
+    assert!(ext.contains("exten => 1001,hint,PJSIP/alice-sip"), "{ext}");
+    let vm = &files["voicemail.conf"];
+    assert!(
+        vm.contains("1001 => 1234,Alice First,alice@example.com,,attach=yes|tz=Europe/Paris|saycid=yes"),
+        "{vm}"
+    );
+    assert!(!vm.contains("1009"), "disabled voicemail: {vm}");
     // Disabled contexts and includes of them are left out.
     assert!(!files["extensions.conf"].contains("[disabled]"));
     assert!(files["extensions.conf"].contains("include => to-extern"));
@@ -111,7 +254,7 @@ fn render_command_writes_the_files() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(out.path().join("extensions.conf")).expect("rendered");
     syntax::parse(&text).expect("valid");
-    assert!(String::from_utf8_lossy(&o.stdout).contains("2 file(s) changed"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("7 file(s) changed"));
     // Nothing changed: nothing rewritten.
     let o = Command::new(BIN)
         .args(["render", "--out"])
@@ -122,4 +265,186 @@ fn render_command_writes_the_files() {
         .output()
         .expect("run");
     assert!(String::from_utf8_lossy(&o.stdout).contains("0 file(s) changed"));
+}
+
+#[tokio::test]
+async fn asterisk_file_sections_are_replaced_whole_and_checked() {
+    let s = TestServer::start().await;
+    let t = s.admin_token.clone();
+    let mut bus = s.app().bus.subscribe();
+    // Defaults until a PUT.
+    let (code, body) = s.get(&format!("{C}/asterisk/features/featuremap"), &t).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body["options"]["blindxfer"], "#1");
+    let (code, body) = s.get(&format!("{C}/asterisk/voicemail/zonemessages"), &t).await;
+    assert_eq!((code, body), (StatusCode::OK, json!({"items": []})));
+
+    // PUT replaces the section: what is not sent is gone.
+    let (code, _) = s
+        .put(
+            &format!("{C}/asterisk/pjsip/global"),
+            &t,
+            json!({"options": {"max_forwards": "5", "user_agent": "Test PBX"}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let (_, body) = s.get(&format!("{C}/asterisk/pjsip/global"), &t).await;
+    assert_eq!(
+        body,
+        json!({"options": {"max_forwards": "5", "user_agent": "Test PBX"}})
+    );
+    let ev = bus.recv().await.expect("event");
+    assert_eq!((ev.name.as_str(), ev.data.clone()), ("pjsip_global_updated", json!({})));
+
+    let (code, _) = s
+        .put(
+            &format!("{C}/asterisk/iax/general"),
+            &t,
+            json!({"options": {"bindport": "4569"}, "ordered_options": [["allow", "ulaw"], ["allow", "alaw"]]}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let (_, body) = s.get(&format!("{C}/asterisk/iax/general"), &t).await;
+    assert_eq!(body["ordered_options"], json!([["allow", "ulaw"], ["allow", "alaw"]]));
+    let ev = bus.recv().await.expect("event");
+    assert_eq!(ev.name, "iax_general_edited");
+
+    // Values that would break the file: 400 naming the field, nothing stored.
+    for (path, body, field) in [
+        (
+            "pjsip/global",
+            json!({"options": {"user_agent": "a\n[evil]"}}),
+            "options[0]",
+        ),
+        ("pjsip/system", json!({"options": {"x": "[general]"}}), "options[0]"),
+        (
+            "features/featuremap",
+            json!({"options": {"blindxfer": "#1;x"}}),
+            "options[0]",
+        ),
+        ("features/general", json!({"options": {"bad key": "1"}}), "options[0]"),
+        ("voicemail/general", json!({"options": {"format": 3}}), "options"),
+        ("voicemail/general", json!({"opts": {}}), "opts"),
+        (
+            "voicemail/zonemessages",
+            json!({"items": [{"name": "x[", "timezone": "UTC"}]}),
+            "items[0].name",
+        ),
+        (
+            "confbridge/accent_default_bridge",
+            json!({"options": {"type": "bridge"}}),
+            "options[0]",
+        ),
+        (
+            "iax/callnumberlimits",
+            json!({"items": [{"ip_address": "1.2.3", "netmask": "255.0.0.0", "limit": "2"}]}),
+            "items[0].ip_address",
+        ),
+    ] {
+        let (code, err) = s.put(&format!("{C}/asterisk/{path}"), &t, body.clone()).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{path} {body}: {err}");
+        assert!(err.to_string().contains(field), "{path}: {err}");
+        assert!(!err.to_string().contains("evil"), "{err}");
+    }
+    let (_, body) = s.get(&format!("{C}/asterisk/pjsip/global"), &t).await;
+    assert_eq!(body["options"]["user_agent"], "Test PBX");
+
+    // ACLs: a token without `confd.asterisk.*` gets 401.
+    let tenant = s.master_tenant().await;
+    s.create_user_sql(&tenant, "bob", "pw-bob").await;
+    let tok = s.login("bob", "pw-bob").await;
+    let (code, _) = s.get(&format!("{C}/asterisk/pjsip/global"), &tok).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, _) = s
+        .put(&format!("{C}/asterisk/pjsip/global"), &tok, json!({"options": {}}))
+        .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, _) = s.get(&format!("{C}/asterisk/pjsip/nope"), &t).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+fn commands(fake: &FakeAmi) -> Vec<String> {
+    fake.received_actions()
+        .iter()
+        .filter(|a| a.get("Action").is_some_and(|v| v.eq_ignore_ascii_case("Command")))
+        .filter_map(|a| a.get("Command").map(str::to_owned))
+        .collect()
+}
+
+async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_section_change_sends_exactly_its_reload() {
+    let fake = FakeAmi::start(&Scenario::load("14").expect("scenario"), FakeAmiOptions::default())
+        .await
+        .expect("fake");
+    fake.respond_with(
+        "Command",
+        Some(vec![AmiMessage::new()
+            .with("Response", "Success")
+            .with("Message", "Command output follows")
+            .with("Output", "")]),
+    );
+    let addr = fake.addr().to_string();
+    let out = tempfile::tempdir().expect("dir");
+    let dir = out.path().to_path_buf();
+    let s = TestServer::start_with(|c| {
+        c.ami.addr = addr;
+        c.ami.user = "accent".into();
+        c.ami.password = "accent".into();
+        c.confd.asterisk_config_dir = Some(dir.clone());
+    })
+    .await;
+    let t = s.admin_token.clone();
+    wait_for("AMI up", || s.app().ami.as_ref().is_some_and(|a| a.is_connected())).await;
+    let mut want: Vec<&str> = Vec::new();
+    for (path, body, reload, file, text) in [
+        (
+            "pjsip/global",
+            json!({"options": {"user_agent": "Reloaded"}}),
+            "module reload res_pjsip.so",
+            "pjsip.conf",
+            "user_agent = Reloaded",
+        ),
+        (
+            "voicemail/general",
+            json!({"options": {"maxmsg": "42"}}),
+            "voicemail reload",
+            "voicemail.conf",
+            "maxmsg = 42",
+        ),
+        (
+            "features/featuremap",
+            json!({"options": {"blindxfer": "#9"}}),
+            "module reload features",
+            "features.conf",
+            "blindxfer = #9",
+        ),
+    ] {
+        let (code, b) = s.put(&format!("{C}/asterisk/{path}"), &t, body).await;
+        assert_eq!(code, StatusCode::NO_CONTENT, "{b}");
+        want.push(reload);
+        wait_for(reload, || commands(&fake).len() == want.len()).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(commands(&fake), want, "{path}");
+        // The file was written before the reload went out.
+        let written = std::fs::read_to_string(out.path().join(file)).expect("written");
+        assert!(written.contains(text), "{file}: {written}");
+    }
+    s.post(
+        &format!("{C}/contexts"),
+        &t,
+        json!({"name": "default", "label": "Default", "user_ranges": [{"start": "1000", "end": "1999"}]}),
+    )
+    .await;
+    want.push("dialplan reload");
+    wait_for("dialplan reload", || commands(&fake).len() == want.len()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(commands(&fake), want);
 }

@@ -4,6 +4,7 @@
 //! and the Asterisk reloads its changes need (`reload.rs`).
 
 pub mod astdb;
+pub mod asterisk_files;
 pub mod contexts;
 pub mod devices;
 pub mod docstore;
@@ -300,7 +301,9 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(users::routes(svc.clone()))
         .unify()
-        .or(resource::routes::<voicemails::Voicemail>(svc))
+        .or(resource::routes::<voicemails::Voicemail>(svc.clone()))
+        .unify()
+        .or(asterisk_files::routes(svc))
         .unify()
         .or(infos)
         .unify()

@@ -7,6 +7,7 @@
 //! and group only (they hold SIP and voicemail secrets).
 
 pub mod model;
+pub mod pjsip;
 pub mod syntax;
 
 use std::collections::BTreeMap;
@@ -16,17 +17,22 @@ use minijinja::Environment;
 
 use crate::store::Store;
 
+macro_rules! builtin {
+    ($name:literal) => {
+        ($name, include_str!(concat!("../../../asterisk-conf-templates/", $name)))
+    };
+}
+
 /// The templates built into the binary, so a fresh install renders without
 /// the directory: `(file name, content)`.
 const BUILTIN: &[(&str, &str)] = &[
-    (
-        "extensions.conf.j2",
-        include_str!("../../../asterisk-conf-templates/extensions.conf.j2"),
-    ),
-    (
-        "accentd-dialplan.conf",
-        include_str!("../../../asterisk-conf-templates/accentd-dialplan.conf"),
-    ),
+    builtin!("extensions.conf.j2"),
+    builtin!("accentd-dialplan.conf"),
+    builtin!("pjsip.conf.j2"),
+    builtin!("voicemail.conf.j2"),
+    builtin!("features.conf.j2"),
+    builtin!("confbridge.conf.j2"),
+    builtin!("iax.conf.j2"),
 ];
 
 #[derive(Debug, thiserror::Error)]

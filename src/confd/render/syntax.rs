@@ -67,6 +67,7 @@ pub fn parse(text: &str) -> Result<ConfFile, SyntaxError> {
     let mut file = ConfFile::default();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut block_comment = false;
+    let mut repeated: Vec<usize> = Vec::new();
     // `split`, not `lines`: a CR before the newline must be seen (Asterisk would keep it).
     for (i, raw) in text.split('\n').enumerate() {
         let n = i + 1;
@@ -133,10 +134,10 @@ pub fn parse(text: &str) -> Result<ConfFile, SyntaxError> {
                     }
                 }
             }
-            // A repeated section name is legal in Asterisk only for `(+)`;
-            // from a generator it is always a bug.
+            // A repeated section name is legal for `(+)` and for pjsip
+            // objects of different types (checked at the end of the file).
             if !seen.insert(name.to_string()) && !after.contains('+') {
-                return Err(err(n, format!("section [{name}] defined twice")));
+                repeated.push(file.sections.len());
             }
             file.sections.push(Section {
                 name: name.to_string(),
@@ -167,7 +168,36 @@ pub fn parse(text: &str) -> Result<ConfFile, SyntaxError> {
     if block_comment {
         return Err(err(text.lines().count(), "unterminated ;-- comment"));
     }
+    for i in repeated {
+        check_repeated(&file.sections, i)?;
+    }
     Ok(file)
+}
+
+/// The `type` of a section: its own `type = ...` or its first template's.
+fn section_type<'a>(sections: &'a [Section], s: &'a Section) -> Option<&'a str> {
+    if let Some((_, v)) = s.entries.iter().find(|(k, _)| k == "type") {
+        return Some(v.as_str());
+    }
+    let parent = s.inherits.first()?;
+    let p = sections.iter().find(|t| &t.name == parent && t.is_template)?;
+    p.entries.iter().find(|(k, _)| k == "type").map(|(_, v)| v.as_str())
+}
+
+/// Section `i` repeats an earlier name: allowed only between pjsip-style
+/// objects whose types differ (`[alice]` endpoint, auth and aor).
+fn check_repeated(sections: &[Section], i: usize) -> Result<(), SyntaxError> {
+    let s = &sections[i];
+    let twice = || err(s.line, format!("section [{}] defined twice", s.name));
+    let Some(kind) = section_type(sections, s) else {
+        return Err(twice());
+    };
+    for other in sections[..i].iter().filter(|o| o.name == s.name) {
+        if section_type(sections, other).is_none_or(|k| k == kind) {
+            return Err(twice());
+        }
+    }
+    Ok(())
 }
 
 /// One `exten => name,priority,app(args)` line.
@@ -446,9 +476,12 @@ mod tests {
             "#bogus x\n",              // directive
             "[a]\nk = v\r\n",          // CR
             "[a]\n;-- never closed\n", // block comment
+            "[a]\ntype = aor\n[a]\ntype = aor\n",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+        // pjsip objects of different types may share a name, also through a template.
+        parse("[t](!)\ntype = aor\n[a]\ntype = endpoint\n[a](t)\n").expect("endpoint and aor");
     }
 
     #[test]
