@@ -470,7 +470,9 @@ async fn forwards_and_services_reach_astdb_with_me_variants() {
         .iter()
         .filter(|p| **p == (family.clone(), "dnd".to_string(), "0".to_string()))
         .count();
-    assert!(tries >= 3, "initial + refused + retried: {tries}");
+    // The refused write and its successful retry; the first AMI session may
+    // also have sent the user's initial `dnd=0`, depending on which came first.
+    assert!(tries >= 2, "refused + retried: {tries}");
 
     // Deleting the user drops its AstDB family.
     fake.respond_with("DBDelTree", Some(success()));

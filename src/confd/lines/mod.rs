@@ -933,6 +933,12 @@ pub fn associate_endpoint_tx(tx: &Connection, line: &Row, kind: EndpointKind, ep
             kind.kind()
         )));
     }
+    if let Some(trunk) = super::trunks::trunk_of_endpoint(tx, kind, ep.id)? {
+        return Err(rule(format!(
+            "{} is already associated with a Trunk ('trunk_id': {trunk})",
+            kind.kind()
+        )));
+    }
     tx.execute(
         &format!(
             "INSERT INTO confd_line_endpoint (line_id, {}) VALUES (?1, ?2)",
