@@ -250,6 +250,7 @@ async fn nested_post_creates_the_auth_user_and_voicemail_or_nothing() {
         )
         .await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert_confd_error(&body, "auth.username: The login");
     let (_, after) = s.get(&format!("{C}/users?search=Eve"), &t).await;
     assert_eq!(after["total"], 0);
 

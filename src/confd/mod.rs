@@ -299,6 +299,8 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(resource::routes::<devices::Device>(svc.clone()))
         .unify()
+        .or(user_import::routes(svc.clone()))
+        .unify()
         .or(users::routes(svc.clone()))
         .unify()
         .or(resource::routes::<voicemails::Voicemail>(svc.clone()))

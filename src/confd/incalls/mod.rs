@@ -73,6 +73,45 @@ pub fn check_incall_extension(tx: &Connection, tenant: Uuid, ext: &Extension) ->
     Ok(())
 }
 
+/// Creates, in `tx`, an incall to user `user_id` (ringing `ring_time`
+/// seconds) reached by a new DID `exten@context`: the user import's
+/// `incall_*` columns. Returns the incall and extension rows.
+pub fn create_user_incall(
+    tx: &Connection,
+    tenant: Uuid,
+    user_id: i64,
+    ring_time: Option<f64>,
+    exten: &str,
+    context: &str,
+) -> Result<(Row, Row), ApiError> {
+    let incall = Incall {
+        destination: Destination::User {
+            user_id,
+            ring_time,
+            moh_uuid: None,
+        },
+        preprocess_subroutine: None,
+        greeting_sound: None,
+        caller_id_mode: None,
+        caller_id_name: None,
+        description: None,
+    };
+    let extension: Extension = resource::from_map(
+        json!({ "exten": exten, "context": context })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    )?;
+    check_incall_extension(tx, tenant, &extension)?;
+    let incall = resource::insert_tx(tx, tenant, incall)?;
+    let ext = resource::insert_tx(tx, tenant, extension)?;
+    tx.execute(
+        "INSERT INTO confd_incall_extension (incall_id, extension_id) VALUES (?1, ?2)",
+        params![incall.id, ext.id],
+    )?;
+    Ok((incall, ext))
+}
+
 /// A user or voicemail is deleted: the incalls reaching it end nowhere
 /// (`none`), like upstream's dial actions.
 pub fn destination_deleted(tx: &Connection, kind: &str, id: i64) -> Result<(), ApiError> {
@@ -185,6 +224,20 @@ impl Resource for Incall {
 
     fn event_data(obj: &Map<String, Value>) -> Value {
         json!({ "id": obj.get("id") })
+    }
+}
+
+impl ConfdService {
+    /// The events and reload of [`create_user_incall`], once committed.
+    pub(crate) fn announce_user_incall(&self, incall: &Row, ext: &Row) {
+        self.announce_created::<Incall>(incall);
+        self.announce_created::<Extension>(ext);
+        self.publish_tenant(
+            "incall_extension_associated",
+            "config.incalls.extensions.updated".into(),
+            json!({ "incall_id": incall.id, "extension_id": ext.id }),
+            incall.tenant_uuid,
+        );
     }
 }
 

@@ -132,7 +132,7 @@ pub fn refuse_if_on_line(tx: &Connection, kind: EndpointKind, endpoint_id: i64) 
 }
 
 /// The endpoint of a line: kind and endpoint row id.
-fn endpoint_of_line(c: &Connection, line_id: i64) -> rusqlite::Result<Option<(EndpointKind, i64)>> {
+pub fn endpoint_of_line(c: &Connection, line_id: i64) -> rusqlite::Result<Option<(EndpointKind, i64)>> {
     c.query_row(
         "SELECT sip_id, sccp_id, custom_id FROM confd_line_endpoint WHERE line_id = ?1",
         [line_id],

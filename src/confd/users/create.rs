@@ -3,10 +3,10 @@
 //! in-process), `voicemail` (a new one, or `{"id": n}` to associate an
 //! existing one), `forwards`, `services` and `fallbacks`.
 //!
-//! Everything is validated before anything is written. The auth user is
-//! created first (its username may be taken); the confd part then goes in
-//! one transaction, and if that fails the auth user is deleted again, so a
-//! failed POST leaves nothing behind.
+//! Everything is validated before anything is written ([`plan_user`]); the
+//! auth password is hashed outside the transaction; the auth user and the
+//! confd part then go in one transaction ([`write_user`]), so a failed POST
+//! leaves nothing behind. The CSV import reuses the same three steps.
 //!
 //! `lines` (see [`LinePart`]) are created with the user in the same
 //! transaction, each with its endpoint and extensions, and given to the
@@ -26,7 +26,8 @@ use super::{prefixed, push_all, User};
 use crate::api::body;
 use crate::api::error::ApiError;
 use crate::auth::caller::Scope;
-use crate::auth::users::model::UserBody;
+use crate::auth::users::model::{NewUser, User as AuthUser, UserBody};
+use crate::auth::users::store as auth_store;
 use crate::confd::docstore::{self, Key, Row};
 use crate::confd::endpoints_custom::EndpointCustom;
 use crate::confd::endpoints_sccp::EndpointSccp;
@@ -58,171 +59,281 @@ fn take(fields: &mut Map<String, Value>, key: &str) -> Option<Value> {
     fields.remove(key).filter(|v| !v.is_null())
 }
 
+/// A nested `POST /users` body (or a CSV row) checked and split into what it
+/// creates. Nothing is written yet; [`write_user`] writes it in a
+/// transaction, [`ConfdService::announce_user`] tells the world.
+pub(crate) struct UserPlan {
+    uuid: Uuid,
+    tenant: Uuid,
+    user: User,
+    auth: Option<NewUser>,
+    voicemail: Option<VoicemailPart>,
+    feats: Features,
+    fallbacks: Option<Value>,
+    lines: Vec<LinePart>,
+}
+
+impl UserPlan {
+    /// The auth password to hash before the transaction, if any.
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.auth.as_ref().and_then(|a| a.password.as_deref())
+    }
+}
+
+/// Checks a nested user body for `tenant`: every field of every part, so a
+/// bad body writes nothing.
+pub(crate) fn plan_user(tenant: Uuid, mut fields: Map<String, Value>) -> Result<UserPlan, ApiError> {
+    let auth = take(&mut fields, "auth");
+    let voicemail = take(&mut fields, "voicemail");
+    let forwards = take(&mut fields, "forwards");
+    let services = take(&mut fields, "services");
+    let fallbacks = take(&mut fields, "fallbacks");
+    let lines = match take(&mut fields, "lines") {
+        None => Vec::new(),
+        Some(v) => parse_lines(v)?,
+    };
+    for key in [
+        "groups",
+        "incalls",
+        "switchboards",
+        "queues",
+        "call_pickup_target_users",
+    ] {
+        match take(&mut fields, key) {
+            None => {}
+            Some(Value::Array(a)) if a.is_empty() => {}
+            Some(_) => {
+                return Err(ApiError::invalid_field(
+                    key,
+                    format!("Creating {key} together with a user is not supported yet; create them separately."),
+                ))
+            }
+        }
+    }
+    if take(&mut fields, "agent").is_some() {
+        return Err(ApiError::invalid_field("agent", "Agents are not supported yet."));
+    }
+    for ro in ["id", "tenant_uuid", "links", "created_at"] {
+        fields.remove(ro);
+    }
+    let uuid = match take(&mut fields, "uuid") {
+        None => Uuid::new_v4(),
+        Some(Value::String(s)) => {
+            Uuid::parse_str(&s).map_err(|_| ApiError::invalid_field("uuid", "Not a valid UUID."))?
+        }
+        Some(_) => return Err(ApiError::invalid_field("uuid", "Not a valid UUID.")),
+    };
+    let mut user: User = from_map(fields)?;
+    user.prepare(tenant, uuid, true);
+    user.validate()?;
+
+    let voicemail = match voicemail {
+        None => None,
+        Some(v) => {
+            let mut m = object("voicemail", v)?;
+            match m.remove("id").filter(|v| !v.is_null()) {
+                Some(id) => {
+                    Some(VoicemailPart::Existing(id.as_i64().ok_or_else(|| {
+                        ApiError::invalid_field("voicemail.id", "Not a valid integer.")
+                    })?))
+                }
+                None => {
+                    m.remove("users");
+                    let vm: Voicemail = from_map(m).map_err(|e| prefixed("voicemail", e))?;
+                    vm.validate().map_err(|e| prefixed("voicemail", e))?;
+                    Some(VoicemailPart::New(Box::new(vm)))
+                }
+            }
+        }
+    };
+
+    let mut feats = Features::default();
+    if let Some(v) = forwards {
+        let b: ForwardsBody = from_map(object("forwards", v)?).map_err(|e| prefixed("forwards", e))?;
+        feats
+            .forwards
+            .apply(b.into_list())
+            .map_err(|e| prefixed("forwards", e))?;
+    }
+    if let Some(v) = services {
+        let b: ServicesBody = from_map(object("services", v)?).map_err(|e| prefixed("services", e))?;
+        feats.services.apply(b);
+    }
+
+    let auth = match auth {
+        None => None,
+        Some(v) => {
+            let mut m = object("auth", v)?;
+            m.insert("uuid".into(), Value::String(uuid.to_string()));
+            m.entry("firstname")
+                .or_insert_with(|| Value::String(user.firstname.clone()));
+            if let Some(l) = &user.lastname {
+                m.entry("lastname").or_insert_with(|| Value::String(l.clone()));
+            }
+            if let Some(e) = user.email.as_ref().filter(|e| !e.is_empty()) {
+                m.entry("email_address").or_insert_with(|| Value::String(e.clone()));
+            }
+            let body: UserBody = from_map(m).map_err(|e| prefixed("auth", e))?;
+            Some(body.into_new().map_err(|e| prefixed("auth", e))?)
+        }
+    };
+
+    Ok(UserPlan {
+        uuid,
+        tenant,
+        user,
+        auth,
+        voicemail,
+        feats,
+        fallbacks,
+        lines,
+    })
+}
+
+/// An auth store error in confd's terms: a taken login or uuid names its
+/// field (`auth.username`) and the value, instead of auth's bare "Conflict detected".
+fn auth_error(e: ApiError) -> ApiError {
+    match e {
+        ApiError::Conflict { details, .. } => {
+            let (field, message) = details
+                .as_object()
+                .and_then(|o| o.iter().next())
+                .map(|(k, v)| (k.clone(), v["message"].as_str().unwrap_or("already used").to_owned()))
+                .unwrap_or_else(|| ("username".into(), "already used".into()));
+            ApiError::conflict("User", &format!("auth.{field}"), format!("auth.{field}: {message}"))
+        }
+        other => prefixed("auth", other),
+    }
+}
+
+/// What [`write_user`] wrote, to announce once committed.
+pub(crate) struct UserWrite {
+    pub(crate) row: Row,
+    obj: Value,
+    /// The voicemail and whether it was created here.
+    pub(crate) voicemail: Option<(Row, bool)>,
+    feats: Features,
+    lines: Vec<LineWrite>,
+    auth: Option<AuthUser>,
+}
+
+impl UserWrite {
+    /// The user's first line and that line's first extension and SIP endpoint uuid.
+    pub(crate) fn main_line(&self) -> Option<(&Row, Option<&Row>, Option<Uuid>)> {
+        self.lines.first().map(|w| {
+            let sip = match &w.endpoint {
+                Some((EndpointKind::Sip, row, _)) => Some(row.uuid),
+                _ => None,
+            };
+            (&w.line, w.extensions.first().map(|(r, _)| r), sip)
+        })
+    }
+}
+
+/// Writes a planned user in `tx`: the auth user (`hash` is its password's,
+/// computed before the transaction), the confd user, its voicemail,
+/// features, fallbacks and lines. An error rolls everything back.
+pub(crate) fn write_user(
+    tx: &rusqlite::Connection,
+    plan: UserPlan,
+    hash: Option<String>,
+) -> Result<UserWrite, ApiError> {
+    let UserPlan {
+        uuid,
+        tenant,
+        user,
+        auth,
+        voicemail,
+        mut feats,
+        fallbacks,
+        lines: line_parts,
+    } = plan;
+    let auth = match auth {
+        None => None,
+        Some(new) => {
+            auth_store::insert(tx, &new, hash.as_deref(), tenant).map_err(auth_error)?;
+            Some(auth_store::get(tx, uuid)?.ok_or_else(|| ApiError::Internal("created auth user not found".into()))?)
+        }
+    };
+    let row = insert_row(tx, tenant, uuid, &user)?;
+    if let Some(v) = &fallbacks {
+        feats.fallbacks = features::check_fallbacks(tx, tenant, v).map_err(|e| prefixed("fallbacks", e))?;
+    }
+    features::save(tx, row.id, &feats)?;
+    let vm = match voicemail {
+        None => None,
+        Some(VoicemailPart::Existing(id)) => {
+            let vm_row = docstore::get(tx, voicemails::TABLE, Key::Id(id))?
+                .filter(|r| r.tenant_uuid == tenant)
+                .ok_or_else(|| {
+                    ApiError::invalid_field("voicemail.id", format!("Voicemail was not found ('id': {id})"))
+                })?;
+            associate(tx, &row, &vm_row)?;
+            Some((vm_row, false))
+        }
+        Some(VoicemailPart::New(mut vm)) => {
+            let vm_uuid = Uuid::new_v4();
+            vm.prepare(tenant, vm_uuid, true);
+            let vm_row = insert_row(tx, tenant, vm_uuid, vm.as_ref()).map_err(|e| prefixed("voicemail", e))?;
+            associate(tx, &row, &vm_row)?;
+            Some((vm_row, true))
+        }
+    };
+    let mut lines = Vec::with_capacity(line_parts.len());
+    for (i, part) in line_parts.into_iter().enumerate() {
+        lines.push(write_line(tx, &row, part).map_err(|e| prefixed(&format!("lines[{i}]"), e))?);
+    }
+    let obj = api_object::<User>(tx, &row)?;
+    Ok(UserWrite {
+        row,
+        obj,
+        voicemail: vm,
+        feats,
+        lines,
+        auth,
+    })
+}
+
 impl ConfdService {
+    /// `POST /users`: plan, hash, write in one transaction (auth user
+    /// included, so a failure leaves nothing), announce.
     pub(super) async fn create_user_nested(&self, scope: &Scope, bytes: &[u8]) -> Result<Value, ApiError> {
-        let mut fields = object("_schema", body::parse_json::<Value>(bytes)?)?;
-        let auth = take(&mut fields, "auth");
-        let voicemail = take(&mut fields, "voicemail");
-        let forwards = take(&mut fields, "forwards");
-        let services = take(&mut fields, "services");
-        let fallbacks = take(&mut fields, "fallbacks");
-        let line_parts = match take(&mut fields, "lines") {
-            None => Vec::new(),
-            Some(v) => parse_lines(v)?,
-        };
-        for key in [
-            "groups",
-            "incalls",
-            "switchboards",
-            "queues",
-            "call_pickup_target_users",
-        ] {
-            match take(&mut fields, key) {
-                None => {}
-                Some(Value::Array(a)) if a.is_empty() => {}
-                Some(_) => {
-                    return Err(ApiError::invalid_field(
-                        key,
-                        format!("Creating {key} together with a user is not supported yet; create them separately."),
-                    ))
-                }
-            }
-        }
-        if take(&mut fields, "agent").is_some() {
-            return Err(ApiError::invalid_field("agent", "Agents are not supported yet."));
-        }
-        for ro in ["id", "tenant_uuid", "links", "created_at"] {
-            fields.remove(ro);
-        }
-        let uuid = match take(&mut fields, "uuid") {
-            None => Uuid::new_v4(),
-            Some(Value::String(s)) => {
-                Uuid::parse_str(&s).map_err(|_| ApiError::invalid_field("uuid", "Not a valid UUID."))?
-            }
-            Some(_) => return Err(ApiError::invalid_field("uuid", "Not a valid UUID.")),
-        };
-        let tenant = scope.tenant();
-        let mut user: User = from_map(fields)?;
-        user.prepare(tenant, uuid, true);
-        user.validate()?;
-
-        let vm_part = match voicemail {
-            None => None,
-            Some(v) => {
-                let mut m = object("voicemail", v)?;
-                match m.remove("id").filter(|v| !v.is_null()) {
-                    Some(id) => {
-                        Some(VoicemailPart::Existing(id.as_i64().ok_or_else(|| {
-                            ApiError::invalid_field("voicemail.id", "Not a valid integer.")
-                        })?))
-                    }
-                    None => {
-                        m.remove("users");
-                        let vm: Voicemail = from_map(m).map_err(|e| prefixed("voicemail", e))?;
-                        vm.validate().map_err(|e| prefixed("voicemail", e))?;
-                        Some(VoicemailPart::New(Box::new(vm)))
-                    }
-                }
-            }
-        };
-
-        let mut feats = Features::default();
-        if let Some(v) = forwards {
-            let b: ForwardsBody = from_map(object("forwards", v)?).map_err(|e| prefixed("forwards", e))?;
-            feats
-                .forwards
-                .apply(b.into_list())
-                .map_err(|e| prefixed("forwards", e))?;
-        }
-        if let Some(v) = services {
-            let b: ServicesBody = from_map(object("services", v)?).map_err(|e| prefixed("services", e))?;
-            feats.services.apply(b);
-        }
-
-        let auth_body = match auth {
-            None => None,
-            Some(v) => {
-                let mut m = object("auth", v)?;
-                m.insert("uuid".into(), Value::String(uuid.to_string()));
-                m.entry("firstname")
-                    .or_insert_with(|| Value::String(user.firstname.clone()));
-                if let Some(l) = &user.lastname {
-                    m.entry("lastname").or_insert_with(|| Value::String(l.clone()));
-                }
-                if let Some(e) = user.email.as_ref().filter(|e| !e.is_empty()) {
-                    m.entry("email_address").or_insert_with(|| Value::String(e.clone()));
-                }
-                // Validated now, so nothing is written for a bad auth block.
-                let check: UserBody = from_map(m.clone()).map_err(|e| prefixed("auth", e))?;
-                check.into_new().map_err(|e| prefixed("auth", e))?;
-                Some(from_map::<UserBody>(m).map_err(|e| prefixed("auth", e))?)
-            }
-        };
-
-        let auth_user = match auth_body {
-            Some(b) => Some(self.auth.create_user(scope, b).await.map_err(|e| prefixed("auth", e))?),
+        let fields = object("_schema", body::parse_json::<Value>(bytes)?)?;
+        let plan = plan_user(scope.tenant(), fields)?;
+        let hash = match plan.password() {
+            Some(p) => Some(
+                self.auth
+                    .hasher
+                    .hash_async(p.to_owned())
+                    .await
+                    .map_err(ApiError::Internal)?,
+            ),
             None => None,
         };
+        let written = self.store.write(move |tx| write_user(tx, plan, hash)).await?;
+        self.announce_user(written).await
+    }
 
-        let written = self
-            .store
-            .write(move |tx| {
-                let row = insert_row(tx, tenant, uuid, &user)?;
-                if let Some(v) = &fallbacks {
-                    feats.fallbacks = features::check_fallbacks(tx, tenant, v).map_err(|e| prefixed("fallbacks", e))?;
-                }
-                features::save(tx, row.id, &feats)?;
-                let vm = match vm_part {
-                    None => None,
-                    Some(VoicemailPart::Existing(id)) => {
-                        let vm_row = docstore::get(tx, voicemails::TABLE, Key::Id(id))?
-                            .filter(|r| r.tenant_uuid == tenant)
-                            .ok_or_else(|| {
-                                ApiError::invalid_field("voicemail.id", format!("Voicemail was not found ('id': {id})"))
-                            })?;
-                        associate(tx, &row, &vm_row)?;
-                        Some((vm_row, false))
-                    }
-                    Some(VoicemailPart::New(mut vm)) => {
-                        let vm_uuid = Uuid::new_v4();
-                        vm.prepare(tenant, vm_uuid, true);
-                        let vm_row =
-                            insert_row(tx, tenant, vm_uuid, vm.as_ref()).map_err(|e| prefixed("voicemail", e))?;
-                        associate(tx, &row, &vm_row)?;
-                        Some((vm_row, true))
-                    }
-                };
-                let mut line_writes = Vec::with_capacity(line_parts.len());
-                for (i, part) in line_parts.into_iter().enumerate() {
-                    let written = write_line(tx, &row, part).map_err(|e| prefixed(&format!("lines[{i}]"), e))?;
-                    line_writes.push(written);
-                }
-                let obj = api_object::<User>(tx, &row)?;
-                Ok::<_, ApiError>((row, obj, vm, feats, line_writes))
-            })
-            .await;
-
-        let (row, obj, vm, feats, line_writes) = match written {
-            Ok(w) => w,
-            Err(e) => {
-                if auth_user.is_some() {
-                    let removed = self
-                        .auth
-                        .store
-                        .write(move |tx| crate::auth::users::store::delete(tx, uuid))
-                        .await;
-                    if let Err(re) = removed {
-                        tracing::error!(user = %uuid, error = %re, "auth user left behind after a failed POST /users");
-                    }
-                }
-                return Err(e);
-            }
-        };
-
-        tracing::info!(kind = "User", id = row.id, auth = auth_user.is_some(), "created");
+    /// The events, AstDB writes and reloads of a written user (reloads are
+    /// debounced, so an import of many users still reloads once); its API
+    /// object (with `auth` when one was created).
+    pub(crate) async fn announce_user(&self, w: UserWrite) -> Result<Value, ApiError> {
+        let UserWrite {
+            row,
+            mut obj,
+            voicemail,
+            feats,
+            lines,
+            auth,
+        } = w;
+        let tenant = row.tenant_uuid;
+        if let Some(a) = &auth {
+            tracing::info!(user = %a.uuid, tenant = %tenant, purpose = a.fields.purpose.as_str(), "user created");
+        }
+        tracing::info!(kind = "User", id = row.id, auth = auth.is_some(), "created");
         self.publish::<User>(User::DEF.created, tenant, &base_object::<User>(&row));
         let mut reloads = vec![Reload::Dialplan];
-        if let Some((vm_row, created)) = &vm {
+        if let Some((vm_row, created)) = &voicemail {
             if *created {
                 self.publish::<Voicemail>(Voicemail::DEF.created, tenant, &base_object::<Voicemail>(vm_row));
             }
@@ -231,10 +342,8 @@ impl ConfdService {
         }
         self.reloader.request(&reloads);
         push_all(self, row.id, &feats);
-        self.announce_nested_lines(&row, line_writes).await?;
-
-        let mut obj = obj;
-        if let (Value::Object(o), Some(a)) = (&mut obj, &auth_user) {
+        self.announce_nested_lines(&row, lines).await?;
+        if let (Value::Object(o), Some(a)) = (&mut obj, &auth) {
             o.insert("auth".into(), a.to_json());
         }
         Ok(obj)
