@@ -158,6 +158,7 @@ async fn provision_lines(s: &TestServer) {
         json!({"name": "Off", "number": "1009", "context": "default", "enabled": false}),
     )
     .await;
+    provision_routing(s).await;
     no_content(
         s,
         "/asterisk/voicemail/zonemessages",
@@ -172,9 +173,125 @@ async fn provision_lines(s: &TestServer) {
     .await;
 }
 
+/// Alice (user 1) owns line alice-sip and voicemail 1001; DIDs reach her, her
+/// voicemail and a busy signal; an outcall dials out through two trunks (SIP with
+/// registration and identify, then a custom one).
+async fn provision_routing(s: &TestServer) {
+    let t = s.admin_token.clone();
+    let alice = created(
+        s,
+        "/users",
+        json!({"firstname": "Alice", "lastname": "O'Hara (sales)", "ring_seconds": 25,
+               "outgoing_caller_id": "\"Sales\" <0123456000>"}),
+    )
+    .await;
+    let alice_id = alice["id"].as_i64().expect("user id");
+    let (_, lines) = s.get(&format!("{C}/lines"), &t).await;
+    let alice_line = lines["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|l| l["name"] == "alice-sip"))
+        .and_then(|l| l["id"].as_i64())
+        .expect("alice's line");
+    no_content(s, &format!("/users/{alice_id}/lines/{alice_line}"), json!({})).await;
+    let (_, vms) = s.get(&format!("{C}/voicemails"), &t).await;
+    let vm_id = vms["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["number"] == "1001"))
+        .and_then(|v| v["id"].as_i64())
+        .expect("voicemail");
+    no_content(s, &format!("/users/{alice_id}/voicemails/{vm_id}"), json!({})).await;
+
+    for (did, destination, extra) in [
+        (
+            "0123456001",
+            json!({"type": "user", "user_id": alice_id, "ring_time": 20}),
+            json!({"caller_id_mode": "prepend", "caller_id_name": "DID1: "}),
+        ),
+        (
+            "0123456002",
+            json!({"type": "voicemail", "voicemail_id": vm_id, "greeting": "unavailable"}),
+            json!({}),
+        ),
+        (
+            "0123456003",
+            json!({"type": "hangup", "cause": "busy", "timeout": 5}),
+            json!({}),
+        ),
+    ] {
+        let mut body = extra;
+        body["destination"] = destination;
+        let incall = created(s, "/incalls", body).await;
+        let ext = created(s, "/extensions", json!({"exten": did, "context": "from-extern"})).await;
+        no_content(
+            s,
+            &format!("/incalls/{}/extensions/{}", incall["id"], ext["id"]),
+            json!({}),
+        )
+        .await;
+    }
+
+    let sip = created(
+        s,
+        "/endpoints/sip",
+        json!({"name": "carrier",
+               "endpoint_section_options": [["allow", "!all,alaw"]],
+               "outbound_auth_section_options": [["username", "acct"], ["password", "carrier-pw"]],
+               "registration_section_options": [["server_uri", "sip:sip.carrier.example"], ["client_uri", "sip:acct@sip.carrier.example"]],
+               "registration_outbound_auth_section_options": [["username", "acct"], ["password", "carrier-pw"]],
+               "identify_section_options": [["match", "192.0.2.10"]],
+               "aor_section_options": [["contact", "sip:sip.carrier.example"]]}),
+    )
+    .await;
+    let trunk = created(s, "/trunks", json!({"context": "from-extern"})).await;
+    no_content(
+        s,
+        &format!(
+            "/trunks/{}/endpoints/sip/{}",
+            trunk["id"],
+            sip["uuid"].as_str().expect("uuid")
+        ),
+        json!({}),
+    )
+    .await;
+    let custom = created(s, "/endpoints/custom", json!({"interface": "DAHDI/g1"})).await;
+    let backup = created(s, "/trunks", json!({"context": "from-extern"})).await;
+    no_content(
+        s,
+        &format!("/trunks/{}/endpoints/custom/{}", backup["id"], custom["id"]),
+        json!({}),
+    )
+    .await;
+    let outcall = created(s, "/outcalls", json!({"name": "national", "ring_time": 45})).await;
+    no_content(
+        s,
+        &format!("/outcalls/{}/trunks", outcall["id"]),
+        json!({"trunks": [{"id": trunk["id"]}, {"id": backup["id"]}]}),
+    )
+    .await;
+    let pattern = created(
+        s,
+        "/extensions",
+        json!({"exten": "_0XXXXXXXXX", "context": "to-extern"}),
+    )
+    .await;
+    no_content(
+        s,
+        &format!("/outcalls/{}/extensions/{}", outcall["id"], pattern["id"]),
+        json!({"prefix": "9", "external_prefix": "+33", "strip_digits": 2}),
+    )
+    .await;
+}
+
 /// The rendered text with the ids that differ from run to run replaced.
 async fn stable(s: &TestServer, text: &str) -> String {
-    text.replace(&s.master_tenant().await, "<tenant-uuid>")
+    let mut text = text.replace(&s.master_tenant().await, "<tenant-uuid>");
+    let (_, users) = s.get(&format!("{C}/users?order=id"), &s.admin_token).await;
+    for u in users["items"].as_array().into_iter().flatten() {
+        if let (Some(uuid), Some(id)) = (u["uuid"].as_str(), u["id"].as_i64()) {
+            text = text.replace(uuid, &format!("<user-{id}-uuid>"));
+        }
+    }
+    text
 }
 
 #[tokio::test]
@@ -211,6 +328,24 @@ async fn fixture_configuration_renders_to_the_golden_files() {
     assert!(pjsip.contains("callerid = \"Alice\\; A.\" <1001>"), "{pjsip}");
     let ext = &files["extensions.conf"];
     assert!(ext.contains("exten => 1001,hint,PJSIP/alice-sip"), "{ext}");
+    // Alice's extension and DID go through accent-user with her lines, ring time,
+    // voicemail, tenant and percent-encoded name; the outcall tries both trunks.
+    assert!(
+        ext.contains(",PJSIP/alice-sip,25,1001@default,") && ext.contains(",PJSIP/alice-sip,20,1001@default,"),
+        "{ext}"
+    );
+    assert!(ext.contains(",Alice O%27Hara %28sales%29,1001,default))"), "{ext}");
+    assert!(ext.contains("exten => _90XXXXXXXXX,1,"), "{ext}");
+    assert!(ext.contains("Dial(PJSIP/${ACCENT_DSTNUM}@carrier,45)"), "{ext}");
+    assert!(ext.contains("Dial(DAHDI/g1/${ACCENT_DSTNUM},45)"), "{ext}");
+    assert!(
+        pjsip.contains("[carrier]\ntype = registration\noutbound_auth = carrier-registration\n"),
+        "{pjsip}"
+    );
+    assert!(
+        pjsip.contains("[carrier]\ntype = identify\nendpoint = carrier\nmatch = 192.0.2.10\n"),
+        "{pjsip}"
+    );
     let vm = &files["voicemail.conf"];
     assert!(
         vm.contains("1001 => 1234,Alice First,alice@example.com,,attach=yes|tz=Europe/Paris|saycid=yes"),
@@ -447,4 +582,25 @@ async fn each_section_change_sends_exactly_its_reload() {
     wait_for("dialplan reload", || commands(&fake).len() == want.len()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(commands(&fake), want);
+
+    // A user's fields reach both its extensions (name, ring time) and its lines'
+    // endpoints (outgoing caller id): an edit reloads the dialplan and pjsip.
+    let (code, user) = s.post(&format!("{C}/users"), &t, json!({"firstname": "Zoe"})).await;
+    assert_eq!(code, StatusCode::CREATED, "{user}");
+    wait_for("user created", || commands(&fake).len() > want.len()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = commands(&fake).len();
+    let (code, b) = s
+        .put(
+            &format!("{C}/users/{}", user["id"]),
+            &t,
+            json!({"firstname": "Zoe", "outgoing_caller_id": "anonymous"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{b}");
+    wait_for("user edit reloads", || commands(&fake).len() >= before + 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut sent = commands(&fake)[before..].to_vec();
+    sent.sort();
+    assert_eq!(sent, ["dialplan reload", "module reload res_pjsip.so"]);
 }

@@ -8,6 +8,7 @@
 
 pub mod model;
 pub mod pjsip;
+pub mod routing;
 pub mod syntax;
 
 use std::collections::BTreeMap;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::pjsip::{self, PjsipSection};
+use super::routing::{self, Users};
 use crate::confd::contexts::{self, Context};
 use crate::confd::endpoints_sip::{self, EndpointSip};
 use crate::confd::resource;
@@ -28,6 +29,8 @@ pub struct Model {
     pub sip_templates: Vec<PjsipSection>,
     /// The sections of every line's SIP endpoint, line by line.
     pub sip_endpoints: Vec<PjsipSection>,
+    /// The sections of every trunk's SIP endpoint (with identify/registration).
+    pub sip_trunks: Vec<PjsipSection>,
     pub voicemail_contexts: Vec<VoicemailContext>,
 }
 
@@ -43,6 +46,7 @@ impl Default for Model {
             transports: Vec::new(),
             sip_templates: Vec::new(),
             sip_endpoints: Vec::new(),
+            sip_trunks: Vec::new(),
             voicemail_contexts: Vec::new(),
         }
     }
@@ -139,7 +143,7 @@ pub enum ModelError {
 }
 
 /// Decodes a stored document.
-fn decode<T: DeserializeOwned>(kind: &'static str, id: impl ToString, doc: &str) -> Result<T, ModelError> {
+pub(super) fn decode<T: DeserializeOwned>(kind: &'static str, id: impl ToString, doc: &str) -> Result<T, ModelError> {
     let corrupt = |message: String| ModelError::Corrupt {
         kind,
         id: id.to_string(),
@@ -150,7 +154,7 @@ fn decode<T: DeserializeOwned>(kind: &'static str, id: impl ToString, doc: &str)
 }
 
 /// `(id, uuid, tenant, doc)` of every row of `table`, decoded.
-fn rows<T: DeserializeOwned>(
+pub(super) fn rows<T: DeserializeOwned>(
     c: &Connection,
     kind: &'static str,
     table: &str,
@@ -174,6 +178,15 @@ fn rows<T: DeserializeOwned>(
             Ok((id, parse(&uuid)?, parse(&tenant)?, decode(kind, id, &doc)?))
         })
         .collect()
+}
+
+/// `(id, text)` rows of a two-column query: an owner id and a stored document.
+pub(super) fn pairs(c: &Connection, sql: &str) -> Result<Vec<(i64, String)>, ModelError> {
+    let mut stmt = c.prepare(sql)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }
 
 /// A line with what the dialplan and pjsip.conf need of it.
@@ -205,13 +218,25 @@ impl Model {
         model.transports = pjsip::transport_sections(&transports);
         model.sip_templates = templates.sections();
         let lines = load_lines(c)?;
+        let users = Users::load(c)?;
         for l in &lines {
             if let Some(e) = &l.sip {
-                let generated = line_endpoint_options(l);
+                let mut generated = line_endpoint_options(l);
+                if let Some(u) = users.owner(l.id) {
+                    generated.extend(routing::user_endpoint_options(u));
+                }
                 model.sip_endpoints.extend(templates.line_sections(e, generated));
             }
         }
-        model.add_line_extensions(&lines);
+        let (trunk_sections, trunk_dials) = routing::load_trunks(c, &templates)?;
+        model.sip_trunks = trunk_sections;
+        model.add_line_extensions(&lines, &users);
+        model.add_incalls(c, &lines, &users)?;
+        model.add_outcalls(c, &trunk_dials)?;
+        for ctx in &mut model.contexts {
+            // Stable: a context's extensions sorted, each kind in load order.
+            ctx.extensions.sort_by(|a, b| a.exten.cmp(&b.exten));
+        }
         model.load_voicemails(c)?;
         Ok(model)
     }
@@ -262,31 +287,6 @@ impl Model {
     /// The context named `name`, if rendered.
     pub fn context_mut(&mut self, name: &str) -> Option<&mut DialContext> {
         self.contexts.iter_mut().find(|c| c.name == name)
-    }
-
-    /// Line extensions (no user yet): ring the line.
-    fn add_line_extensions(&mut self, lines: &[LineInfo]) {
-        let mut index: BTreeMap<String, usize> = BTreeMap::new();
-        for (i, c) in self.contexts.iter().enumerate() {
-            index.insert(c.name.clone(), i);
-        }
-        for l in lines {
-            let Some(interface) = &l.interface else { continue };
-            for (exten, context) in &l.extensions {
-                let Some(&i) = index.get(context) else { continue };
-                self.contexts[i].extensions.push(DialExtension {
-                    exten: exten.clone(),
-                    hint: Some(interface.clone()),
-                    actions: vec![
-                        format!("GoSub(accent-line,s,1({interface},{}))", l.id),
-                        "Hangup()".into(),
-                    ],
-                });
-            }
-        }
-        for c in &mut self.contexts {
-            c.extensions.sort_by(|a, b| a.exten.cmp(&b.exten));
-        }
     }
 
     fn load_voicemails(&mut self, c: &Connection) -> Result<(), ModelError> {
@@ -358,13 +358,13 @@ pub fn load_lines(c: &Connection) -> Result<Vec<LineInfo>, ModelError> {
             extensions: Vec::new(),
         });
     }
-    let mut stmt = c.prepare(&format!(
-        "SELECT le.line_id, e.doc FROM confd_line_endpoint le JOIN {} e ON e.id = le.sip_id",
-        endpoints_sip::TABLE
-    ))?;
-    let sip: Vec<(i64, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let sip = pairs(
+        c,
+        &format!(
+            "SELECT le.line_id, e.doc FROM confd_line_endpoint le JOIN {} e ON e.id = le.sip_id",
+            endpoints_sip::TABLE
+        ),
+    )?;
     for (line_id, doc) in sip {
         let e: EndpointSip = decode("SIP endpoint", line_id, &doc)?;
         if let Some(l) = at.get(&line_id).and_then(|&i| out.get_mut(i)) {
@@ -372,13 +372,13 @@ pub fn load_lines(c: &Connection) -> Result<Vec<LineInfo>, ModelError> {
             l.sip = Some(e);
         }
     }
-    let mut stmt = c.prepare(&format!(
-        "SELECT le.line_id, e.doc FROM confd_line_endpoint le JOIN {} e ON e.id = le.custom_id",
-        endpoints_custom::TABLE
-    ))?;
-    let custom: Vec<(i64, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let custom = pairs(
+        c,
+        &format!(
+            "SELECT le.line_id, e.doc FROM confd_line_endpoint le JOIN {} e ON e.id = le.custom_id",
+            endpoints_custom::TABLE
+        ),
+    )?;
     for (line_id, doc) in custom {
         let e: endpoints_custom::EndpointCustom = decode("custom endpoint", line_id, &doc)?;
         if let Some(l) = at.get(&line_id).and_then(|&i| out.get_mut(i)) {
@@ -387,14 +387,14 @@ pub fn load_lines(c: &Connection) -> Result<Vec<LineInfo>, ModelError> {
             }
         }
     }
-    let mut stmt = c.prepare(&format!(
-        "SELECT le.line_id, x.doc FROM confd_line_extension le JOIN {} x ON x.id = le.extension_id \
+    let exts = pairs(
+        c,
+        &format!(
+            "SELECT le.line_id, x.doc FROM confd_line_extension le JOIN {} x ON x.id = le.extension_id \
          ORDER BY le.line_id, le.position",
-        extensions::TABLE
-    ))?;
-    let exts: Vec<(i64, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+            extensions::TABLE
+        ),
+    )?;
     for (line_id, doc) in exts {
         let x: extensions::Extension = decode("extension", line_id, &doc)?;
         if !x.is_enabled() {

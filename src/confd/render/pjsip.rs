@@ -177,6 +177,52 @@ impl Templates {
     }
 }
 
+impl Templates {
+    /// A trunk's sections: those of a line, plus its outbound auth
+    /// (`<name>-outbound`), `identify` (which source addresses are the
+    /// trunk) and `registration` (with its own auth, `<name>-registration`)
+    /// when it has options for them.
+    pub fn trunk_sections(&self, e: &EndpointSip, mut generated: Vec<Opt>) -> Vec<PjsipSection> {
+        let plain = |name: String, kind: &'static str, options: Vec<Opt>| PjsipSection {
+            name,
+            kind,
+            template: false,
+            inherits: Vec::new(),
+            options,
+        };
+        let outbound = (!e.outbound_auth_section_options.is_empty()).then(|| format!("{}-outbound", e.name));
+        if let Some(name) = &outbound {
+            generated.push(Opt::new("outbound_auth", name));
+        }
+        let mut out = self.line_sections(e, generated);
+        if let Some(name) = outbound {
+            out.push(plain(name, "auth", opts(&e.outbound_auth_section_options)));
+        }
+        if !e.identify_section_options.is_empty() {
+            let mut o = vec![Opt::new("endpoint", &e.name)];
+            o.extend(opts(&e.identify_section_options));
+            out.push(plain(e.name.clone(), "identify", o));
+        }
+        if !e.registration_section_options.is_empty() {
+            let mut o = Vec::new();
+            if let Some(tr) = self.transport(e) {
+                o.push(Opt::new("transport", tr));
+            }
+            let reg_auth =
+                (!e.registration_outbound_auth_section_options.is_empty()).then(|| format!("{}-registration", e.name));
+            if let Some(name) = &reg_auth {
+                o.push(Opt::new("outbound_auth", name));
+            }
+            o.extend(opts(&e.registration_section_options));
+            out.push(plain(e.name.clone(), "registration", o));
+            if let Some(name) = reg_auth {
+                out.push(plain(name, "auth", opts(&e.registration_outbound_auth_section_options)));
+            }
+        }
+        out
+    }
+}
+
 /// The transport sections.
 pub fn transport_sections(transports: &[(Uuid, Transport)]) -> Vec<PjsipSection> {
     transports

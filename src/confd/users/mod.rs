@@ -107,7 +107,7 @@ impl Resource for User {
             name: "user_deleted",
             routing_key: "config.user.deleted",
         },
-        reloads: &[Reload::Dialplan],
+        reloads: &[Reload::Dialplan, Reload::Pjsip],
     };
 
     fn prepare(&mut self, _tenant: Uuid, _uuid: Uuid, creating: bool) {

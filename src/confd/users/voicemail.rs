@@ -113,7 +113,8 @@ impl ConfdService {
         let changed = self.store.write(move |tx| associate(tx, &u, &v)).await?;
         if changed {
             self.user_voicemail_event(&user, vm.id, true);
-            self.reloader.request(&[Reload::Voicemail]);
+            self.reloader
+                .request(&[Reload::Voicemail, Reload::Dialplan, Reload::Pjsip]);
         }
         Ok(())
     }
@@ -131,7 +132,8 @@ impl ConfdService {
             .await?
             .ok_or_else(|| ApiError::not_found("UserVoicemail", user.id.to_string()))?;
         self.user_voicemail_event(&user, vm_id, false);
-        self.reloader.request(&[Reload::Voicemail]);
+        self.reloader
+            .request(&[Reload::Voicemail, Reload::Dialplan, Reload::Pjsip]);
         Ok(())
     }
 

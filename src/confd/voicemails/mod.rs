@@ -43,7 +43,7 @@ impl Resource for Voicemail {
             name: "voicemail_deleted",
             routing_key: "config.voicemail.deleted",
         },
-        reloads: &[Reload::Voicemail],
+        reloads: &[Reload::Voicemail, Reload::Dialplan, Reload::Pjsip],
     };
 
     fn check(&self, ctx: &Check<'_>) -> Result<(), ApiError> {
