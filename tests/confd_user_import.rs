@@ -320,13 +320,13 @@ async fn bad_files_and_rows_write_nothing_and_name_the_row() {
         ),
         (
             "bad boolean",
-            format!("firstname,enabled\nAnn,1\nBob,maybe\n"),
+            "firstname,enabled\nAnn,1\nBob,maybe\n".to_string(),
             Some(2),
             "enabled",
         ),
         (
             "bad language (row 3)",
-            format!("firstname,language\nAnn,fr_FR\nBob,en_US\nCid,xx_XX\n"),
+            "firstname,language\nAnn,fr_FR\nBob,en_US\nCid,xx_XX\n".to_string(),
             Some(3),
             "language",
         ),

@@ -597,7 +597,7 @@ async fn bad_inputs_unknown_ids_and_tenants() {
         ),
         (
             Method::PUT,
-            format!("/users/999/lines"),
+            "/users/999/lines".to_string(),
             Some(json!({"lines": []})),
             StatusCode::NOT_FOUND,
             "User",
