@@ -230,6 +230,11 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
         ));
     }
     if let Some(ami) = &app.ami {
+        tasks.push(crate::confd::users::feature_codes::spawn(
+            app.confd.clone(),
+            ami,
+            shutdown.clone(),
+        ));
         tasks.push(crate::calllog::live::spawn(
             app.calllog.clone(),
             ami,

@@ -336,6 +336,15 @@ async fn fixture_configuration_renders_to_the_golden_files() {
     );
     assert!(ext.contains(",Alice O%27Hara %28sales%29,1001,default))"), "{ext}");
     assert!(ext.contains("exten => _90XXXXXXXXX,1,"), "{ext}");
+    // Feature codes: their own context, included by the internal ones.
+    assert!(
+        ext.contains("[default]\ninclude => to-extern\ninclude => accent-features\n"),
+        "{ext}"
+    );
+    assert!(
+        ext.contains("exten => *25,1,GoSub(accent-feature,s,1(service,dnd,toggle,))"),
+        "{ext}"
+    );
     assert!(ext.contains("Dial(PJSIP/${ACCENT_DSTNUM}@carrier,45)"), "{ext}");
     assert!(ext.contains("Dial(DAHDI/g1/${ACCENT_DSTNUM},45)"), "{ext}");
     assert!(

@@ -341,15 +341,8 @@ async fn forwards_and_services_reach_astdb_with_me_variants() {
     fake.respond_with("Command", Some(command_success()));
     fake.respond_with("DBPut", Some(success()));
     fake.respond_with("DBDel", Some(success()));
-    let addr = fake.addr().to_string();
-    let s = TestServer::start_with(|c| {
-        c.ami.addr = addr;
-        c.ami.user = "accent".into();
-        c.ami.password = "accent".into();
-    })
-    .await;
+    let s = TestServer::start_with_ami(&fake).await;
     let t = s.admin_token.clone();
-    wait_for("AMI up", || s.app().ami.as_ref().is_some_and(|a| a.is_connected())).await;
     let mut bus = s.app().bus.subscribe();
 
     let (code, u) = s
@@ -975,4 +968,118 @@ async fn tenants_are_isolated() {
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     let (code, _) = s.get(&format!("{C}/users/{ub_id}/services"), &tok).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
+}
+
+/// One AMI `UserEvent` as Asterisk writes it for `UserEvent(AccentUserFeature,...)`
+/// raised on a channel (the channel snapshot first, then the body's `Key: value` lines).
+fn feature_event(body: &[(&str, &str)]) -> Vec<u8> {
+    let mut text = String::from(
+        "Event: UserEvent\r\nPrivilege: user,all\r\nChannel: PJSIP/hugo-sip-00000002\r\nChannelState: 6\r\n\
+         ChannelStateDesc: Up\r\nCallerIDNum: 1001\r\nCallerIDName: Hugo\r\nContext: accent-features\r\n\
+         Exten: s\r\nPriority: 3\r\nUniqueid: 1700000000.12\r\nLinkedid: 1700000000.12\r\n\
+         UserEvent: AccentUserFeature\r\n",
+    );
+    for (k, v) in body {
+        text.push_str(&format!("{k}: {v}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feature_codes_from_the_dialplan_change_services_and_forwards() {
+    let fake = FakeAmi::start(&Scenario::load("14").expect("scenario"), FakeAmiOptions::default())
+        .await
+        .expect("fake");
+    fake.respond_with("Command", Some(command_success()));
+    fake.respond_with("DBPut", Some(success()));
+    fake.respond_with("DBDel", Some(success()));
+    let s = TestServer::start_with_ami(&fake).await;
+    let t = s.admin_token.clone();
+    let (code, u) = s.post(&format!("{C}/users"), &t, json!({"firstname": "Hugo"})).await;
+    assert_eq!(code, StatusCode::CREATED, "{u}");
+    let id = u["id"].as_i64().expect("id");
+    let id_s = id.to_string();
+    let family = format!("accent/users/{id}");
+    let mut bus = s.app().bus.subscribe();
+
+    // *25 toggles DND on, then off.
+    for (want, val) in [(true, "1"), (false, "0")] {
+        fake.send_raw(&feature_event(&[
+            ("UserID", &id_s),
+            ("Kind", "service"),
+            ("Name", "dnd"),
+            ("Enabled", "toggle"),
+            ("Destination", ""),
+        ]));
+        let ev = next_event(&mut bus, "users_services_dnd_updated").await;
+        assert_eq!(ev["data"]["enabled"], want);
+        wait_for("DBPut dnd", || {
+            db_puts(&fake)
+                .iter()
+                .filter(|p| **p == (family.clone(), "dnd".to_string(), val.to_string()))
+                .count()
+                >= 1
+        })
+        .await;
+        let (_, svc) = s.get(&format!("{C}/users/{id}/services/dnd"), &t).await;
+        assert_eq!(svc["enabled"], want);
+    }
+
+    // *21<number> forwards everything to the number; *20 turns every forward off
+    // and keeps the number.
+    fake.send_raw(&feature_event(&[
+        ("UserID", &id_s),
+        ("Kind", "forward"),
+        ("Name", "unconditional"),
+        ("Enabled", "1"),
+        ("Destination", "0612345678"),
+    ]));
+    let ev = next_event(&mut bus, "users_forwards_unconditional_updated").await;
+    assert_eq!(ev["data"]["destination"], "0612345678");
+    let (_, fw) = s.get(&format!("{C}/users/{id}/forwards/unconditional"), &t).await;
+    assert_eq!(fw, json!({"enabled": true, "destination": "0612345678"}));
+    let start = Instant::now();
+    while !db_puts(&fake).contains(&(family.clone(), "fwd_unconditional_dest".into(), "0612345678".into())) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "DBPut fwd: {:?}",
+            db_puts(&fake)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Events accentd cannot apply are ignored without stopping the task.
+    for bad in [
+        vec![
+            ("UserID", "999999"),
+            ("Kind", "service"),
+            ("Name", "dnd"),
+            ("Enabled", "1"),
+        ],
+        vec![("UserID", "x"), ("Kind", "service"), ("Name", "dnd"), ("Enabled", "1")],
+        vec![
+            ("UserID", id_s.as_str()),
+            ("Kind", "service"),
+            ("Name", "vacation"),
+            ("Enabled", "1"),
+        ],
+    ] {
+        fake.send_raw(&feature_event(&bad));
+    }
+    fake.send_raw(&feature_event(&[
+        ("UserID", &id_s),
+        ("Kind", "forward"),
+        ("Name", "all"),
+        ("Enabled", "0"),
+        ("Destination", ""),
+    ]));
+    let ev = next_event(&mut bus, "users_forwards_unconditional_updated").await;
+    assert_eq!(ev["data"]["enabled"], false);
+    let (_, fw) = s.get(&format!("{C}/users/{id}/forwards"), &t).await;
+    assert_eq!(
+        fw["unconditional"],
+        json!({"enabled": false, "destination": "0612345678"})
+    );
+    assert_eq!(fw["busy"]["enabled"], false);
 }

@@ -47,6 +47,20 @@ impl TestServer {
         Self::boot(dir, config).await
     }
 
+    /// A server whose AMI link goes to `fake` (scenario 14's `accent` login), once that
+    /// link is up.
+    pub async fn start_with_ami(fake: &accentd::fake_asterisk::ami::FakeAmi) -> TestServer {
+        let addr = fake.addr().to_string();
+        let s = Self::start_with(|c| {
+            c.ami.addr = addr;
+            c.ami.user = "accent".into();
+            c.ami.password = "accent".into();
+        })
+        .await;
+        wait_for("AMI up", || s.app().ami.as_ref().is_some_and(|a| a.is_connected())).await;
+        s
+    }
+
     /// A server on HTTPS (the harness's own client skips the login).
     pub async fn start_https(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");

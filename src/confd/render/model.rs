@@ -233,6 +233,7 @@ impl Model {
         model.add_line_extensions(&lines, &users);
         model.add_incalls(c, &lines, &users)?;
         model.add_outcalls(c, &trunk_dials)?;
+        model.add_features(c)?;
         for ctx in &mut model.contexts {
             // Stable: a context's extensions sorted, each kind in load order.
             ctx.extensions.sort_by(|a, b| a.exten.cmp(&b.exten));

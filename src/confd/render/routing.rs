@@ -360,6 +360,71 @@ impl Model {
     }
 }
 
+/// The literal start of a feature code pattern (`_*21.` -> 3): what `${EXTEN:n}` skips
+/// to reach the digits the caller added.
+fn literal_len(exten: &str) -> usize {
+    match exten.strip_prefix('_') {
+        None => exten.chars().count(),
+        Some(p) => p.chars().take_while(|c| !"XZN[.!".contains(*c)).count(),
+    }
+}
+
+/// The dialplan of one feature code, `None` for those not rendered yet (they need
+/// resources accentd does not have: agents, groups, queues, paging, pickup groups...).
+fn feature_actions(feature: &str, exten: &str) -> Option<Vec<String>> {
+    let user_feature = |kind: &str, name: &str, enabled: &str, destination: &str| {
+        format!("GoSub(accent-feature,s,1({kind},{name},{enabled},{destination}))")
+    };
+    let number = format!("${{EXTEN:{}}}", literal_len(exten));
+    let first = match feature {
+        "enablednd" => user_feature("service", "dnd", "toggle", ""),
+        "incallfilter" => user_feature("service", "incallfilter", "toggle", ""),
+        "fwdunc" => user_feature("forward", "unconditional", "1", &number),
+        "fwdrna" => user_feature("forward", "noanswer", "1", &number),
+        "fwdbusy" => user_feature("forward", "busy", "1", &number),
+        "fwdundoall" => user_feature("forward", "all", "0", ""),
+        "vmusermsg" => {
+            return Some(vec![
+                "ExecIf($[\"${ACCENT_VOICEMAIL}\" = \"\"]?Hangup())".into(),
+                "VoiceMailMain(${ACCENT_VOICEMAIL})".into(),
+                "Hangup()".into(),
+            ])
+        }
+        _ => return None,
+    };
+    Some(vec![first, "Hangup()".into()])
+}
+
+impl Model {
+    /// The `accent-features` context (the enabled feature codes accentd renders),
+    /// included by every internal context.
+    pub(super) fn add_features(&mut self, c: &Connection) -> Result<(), ModelError> {
+        let mut extensions = Vec::new();
+        for (feature, exten) in crate::confd::features::enabled_features(c)? {
+            if let Some(actions) = feature_actions(&feature, &exten) {
+                extensions.push(DialExtension {
+                    exten: arg(&exten),
+                    hint: None,
+                    actions,
+                });
+            }
+        }
+        for ctx in &mut self.contexts {
+            if ctx.kind == "internal" {
+                ctx.includes.push(crate::confd::features::CONTEXT.to_string());
+            }
+        }
+        self.contexts.push(super::model::DialContext {
+            name: crate::confd::features::CONTEXT.to_string(),
+            label: "Feature codes".into(),
+            kind: "features".into(),
+            includes: Vec::new(),
+            extensions,
+        });
+        Ok(())
+    }
+}
+
 /// The actions of an incall destination.
 fn destination_actions(
     d: &Destination,
@@ -470,5 +535,19 @@ mod tests {
         assert_eq!(arg("a,b(c)|d$e[f]{g};h\\i\"j\nk"), "abcdefghijk");
         assert_eq!(arg("PJSIP/alice-sip"), "PJSIP/alice-sip");
         assert_eq!(arg("1001@default"), "1001@default");
+    }
+
+    #[test]
+    fn feature_codes_pass_the_added_digits() {
+        assert_eq!(literal_len("_*21."), 3);
+        assert_eq!(literal_len("_#7X."), 2);
+        assert_eq!(literal_len("*25"), 3);
+        let fwd = feature_actions("fwdunc", "_*21.").expect("rendered");
+        assert_eq!(fwd[0], "GoSub(accent-feature,s,1(forward,unconditional,1,${EXTEN:3}))");
+        assert_eq!(
+            feature_actions("enablednd", "*25").expect("rendered")[0],
+            "GoSub(accent-feature,s,1(service,dnd,toggle,))"
+        );
+        assert!(feature_actions("paging", "_*11.").is_none());
     }
 }

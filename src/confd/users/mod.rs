@@ -4,6 +4,7 @@
 //! association and the user↔line association (`lines.rs`).
 
 pub mod create;
+pub mod feature_codes;
 pub mod features;
 pub mod lines;
 pub mod model;
@@ -314,14 +315,23 @@ impl ConfdService {
         patches: Vec<(&'static str, ForwardPatch)>,
     ) -> Result<(), ApiError> {
         let row = self.user_row(scope, id).await?;
+        self.apply_forwards(&row, patches).await
+    }
+
+    /// Changes a user's forwards: stored, pushed to AstDB, one event per change.
+    pub(crate) async fn apply_forwards(
+        &self,
+        row: &Row,
+        patches: Vec<(&'static str, ForwardPatch)>,
+    ) -> Result<(), ApiError> {
         let names: Vec<&'static str> = patches.iter().map(|(n, _)| *n).collect();
-        let before = self.user_features(&row).await?;
-        let f = self.edit_features(&row, move |_, f| f.forwards.apply(patches)).await?;
+        let before = self.user_features(row).await?;
+        let f = self.edit_features(row, move |_, f| f.forwards.apply(patches)).await?;
         features::push(&self.astdb, row.id, &f, &names, &[]);
         for n in names {
             if let Some(fw) = f.forwards.get(n) {
                 if before.forwards.get(n) != Some(fw) {
-                    self.forward_event(&row, n, fw);
+                    self.forward_event(row, n, fw);
                 }
             }
         }
@@ -339,6 +349,11 @@ impl ConfdService {
 
     async fn put_services(&self, scope: &Scope, id: &str, body: ServicesBody) -> Result<(), ApiError> {
         let row = self.user_row(scope, id).await?;
+        self.apply_services(&row, body).await
+    }
+
+    /// Changes a user's services: stored, pushed to AstDB, one event per change.
+    pub(crate) async fn apply_services(&self, row: &Row, body: ServicesBody) -> Result<(), ApiError> {
         let mut names: Vec<&'static str> = Vec::new();
         if body.dnd.is_some() {
             names.push("dnd");
@@ -346,9 +361,9 @@ impl ConfdService {
         if body.incallfilter.is_some() {
             names.push("incallfilter");
         }
-        let before = self.user_features(&row).await?;
+        let before = self.user_features(row).await?;
         let mut f = self
-            .edit_features(&row, move |_, f| {
+            .edit_features(row, move |_, f| {
                 f.services.apply(body);
                 Ok(())
             })
@@ -358,7 +373,7 @@ impl ConfdService {
         for n in names {
             let now = f.services.get_mut(n).map(|s| s.enabled);
             if before.services.get_mut(n).map(|s| s.enabled) != now {
-                self.service_event(&row, n, now.unwrap_or_default());
+                self.service_event(row, n, now.unwrap_or_default());
             }
         }
         Ok(())
