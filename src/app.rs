@@ -152,6 +152,13 @@ impl App {
             .unify()
             .or(crate::confd::routes(self.confd.clone()))
             .unify()
+            .or(crate::calld::routes(Arc::new(crate::calld::CalldService {
+                auth: self.auth.clone(),
+                store: self.store.clone(),
+                live: self.live.clone(),
+                ari: self.ari.as_ref().map(|h| h.client.clone()),
+            })))
+            .unify()
             .or(status_route)
             .unify()
             .recover(crate::api::error::recover)

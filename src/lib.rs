@@ -28,6 +28,7 @@ pub mod app;
 pub mod ari;
 pub mod auth;
 pub mod bus;
+pub mod calld;
 pub mod calllog;
 pub mod cel;
 pub mod confd;

@@ -68,6 +68,8 @@ pub fn parse(text: &str) -> Result<ConfFile, SyntaxError> {
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut block_comment = false;
     let mut repeated: Vec<usize> = Vec::new();
+    // Template names, so inheritance checks stay O(1) with thousands of sections.
+    let mut templates: std::collections::HashSet<String> = std::collections::HashSet::new();
     // `split`, not `lines`: a CR before the newline must be seen (Asterisk would keep it).
     for (i, raw) in text.split('\n').enumerate() {
         let n = i + 1;
@@ -126,7 +128,7 @@ pub fn parse(text: &str) -> Result<ConfFile, SyntaxError> {
                         "!" => is_template = true,
                         "+" => {}
                         tpl => {
-                            if !file.sections.iter().any(|s| s.name == tpl && s.is_template) {
+                            if !templates.contains(tpl) {
                                 return Err(err(n, format!("[{name}] inherits from unknown template {tpl:?}")));
                             }
                             inherits.push(tpl.to_string());
@@ -138,6 +140,9 @@ pub fn parse(text: &str) -> Result<ConfFile, SyntaxError> {
             // objects of different types (checked at the end of the file).
             if !seen.insert(name.to_string()) && !after.contains('+') {
                 repeated.push(file.sections.len());
+            }
+            if is_template {
+                templates.insert(name.to_string());
             }
             file.sections.push(Section {
                 name: name.to_string(),
@@ -168,32 +173,50 @@ pub fn parse(text: &str) -> Result<ConfFile, SyntaxError> {
     if block_comment {
         return Err(err(text.lines().count(), "unterminated ;-- comment"));
     }
-    for i in repeated {
-        check_repeated(&file.sections, i)?;
+    if !repeated.is_empty() {
+        // Indexed once: a pjsip.conf repeats the name of every line's endpoint
+        // (auth, aor), so scanning all sections per repeat would be quadratic.
+        let mut by_name: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+        let mut template_types: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        for (i, s) in file.sections.iter().enumerate() {
+            by_name.entry(s.name.as_str()).or_default().push(i);
+            if s.is_template {
+                if let Some((_, v)) = s.entries.iter().find(|(k, _)| k == "type") {
+                    template_types.entry(s.name.as_str()).or_insert(v.as_str());
+                }
+            }
+        }
+        for i in repeated {
+            check_repeated(&file.sections, i, &by_name, &template_types)?;
+        }
     }
     Ok(file)
 }
 
 /// The `type` of a section: its own `type = ...` or its first template's.
-fn section_type<'a>(sections: &'a [Section], s: &'a Section) -> Option<&'a str> {
+fn section_type<'a>(s: &'a Section, template_types: &std::collections::HashMap<&str, &'a str>) -> Option<&'a str> {
     if let Some((_, v)) = s.entries.iter().find(|(k, _)| k == "type") {
         return Some(v.as_str());
     }
-    let parent = s.inherits.first()?;
-    let p = sections.iter().find(|t| &t.name == parent && t.is_template)?;
-    p.entries.iter().find(|(k, _)| k == "type").map(|(_, v)| v.as_str())
+    template_types.get(s.inherits.first()?.as_str()).copied()
 }
 
 /// Section `i` repeats an earlier name: allowed only between pjsip-style
 /// objects whose types differ (`[alice]` endpoint, auth and aor).
-fn check_repeated(sections: &[Section], i: usize) -> Result<(), SyntaxError> {
+fn check_repeated(
+    sections: &[Section],
+    i: usize,
+    by_name: &std::collections::HashMap<&str, Vec<usize>>,
+    template_types: &std::collections::HashMap<&str, &str>,
+) -> Result<(), SyntaxError> {
     let s = &sections[i];
     let twice = || err(s.line, format!("section [{}] defined twice", s.name));
-    let Some(kind) = section_type(sections, s) else {
+    let Some(kind) = section_type(s, template_types) else {
         return Err(twice());
     };
-    for other in sections[..i].iter().filter(|o| o.name == s.name) {
-        if section_type(sections, other).is_none_or(|k| k == kind) {
+    let earlier = by_name.get(s.name.as_str()).into_iter().flatten().filter(|&&j| j < i);
+    for &j in earlier {
+        if section_type(&sections[j], template_types).is_none_or(|k| k == kind) {
             return Err(twice());
         }
     }

@@ -1,0 +1,105 @@
+//! Who a channel belongs to, from confd's store: its device (`PJSIP/<endpoint>`)
+//! is a line's endpoint (then the line's main user and tenant) or a trunk's.
+//! Asterisk does not know tenants or users; this is how calld sees them.
+
+use std::collections::HashMap;
+
+use rusqlite::Connection;
+use uuid::Uuid;
+
+/// What owns a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Line {
+        line_id: i64,
+        tenant: Uuid,
+        user_uuid: Option<Uuid>,
+    },
+    Trunk {
+        trunk_id: i64,
+        tenant: Uuid,
+    },
+}
+
+impl Owner {
+    pub fn tenant(&self) -> Uuid {
+        match self {
+            Owner::Line { tenant, .. } | Owner::Trunk { tenant, .. } => *tenant,
+        }
+    }
+
+    pub fn user_uuid(&self) -> Option<Uuid> {
+        match self {
+            Owner::Line { user_uuid, .. } => *user_uuid,
+            Owner::Trunk { .. } => None,
+        }
+    }
+}
+
+/// Device (`PJSIP/<endpoint name>`) -> owner.
+#[derive(Debug, Default, Clone)]
+pub struct Owners {
+    by_device: HashMap<String, Owner>,
+}
+
+fn uuid(s: &str) -> rusqlite::Result<Uuid> {
+    Uuid::parse_str(s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+impl Owners {
+    /// Two queries: SIP endpoints on lines (with the line's main user), on trunks.
+    pub fn load(c: &Connection) -> rusqlite::Result<Owners> {
+        let mut by_device = HashMap::new();
+        let mut stmt = c.prepare(
+            "SELECT json_extract(e.doc, '$.name'), le.line_id, l.tenant_uuid, u.uuid \
+             FROM confd_line_endpoint le \
+             JOIN confd_endpoint_sip e ON e.id = le.sip_id \
+             JOIN confd_line l ON l.id = le.line_id \
+             LEFT JOIN confd_user_line ul ON ul.line_id = le.line_id AND ul.main_user = 1 \
+             LEFT JOIN confd_user u ON u.id = ul.user_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let (name, line_id, tenant, user): (String, i64, String, Option<String>) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            Ok((
+                name,
+                Owner::Line {
+                    line_id,
+                    tenant: uuid(&tenant)?,
+                    user_uuid: user.as_deref().map(uuid).transpose()?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (name, owner) = row?;
+            by_device.insert(format!("PJSIP/{name}"), owner);
+        }
+        let mut stmt = c.prepare(
+            "SELECT json_extract(e.doc, '$.name'), te.trunk_id, t.tenant_uuid \
+             FROM confd_trunk_endpoint te \
+             JOIN confd_endpoint_sip e ON e.id = te.sip_id \
+             JOIN confd_trunk t ON t.id = te.trunk_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let (name, trunk_id, tenant): (String, i64, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            Ok((
+                name,
+                Owner::Trunk {
+                    trunk_id,
+                    tenant: uuid(&tenant)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (name, owner) = row?;
+            by_device.insert(format!("PJSIP/{name}"), owner);
+        }
+        Ok(Owners { by_device })
+    }
+
+    /// The owner of a channel's device (`Channel::endpoint`).
+    pub fn of(&self, device: &str) -> Option<&Owner> {
+        self.by_device.get(device)
+    }
+}
