@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions, Replay as AmiReplay};
 use accentd::fake_asterisk::ari::{FakeAri, FakeAriOptions, Replay as AriReplay};
 use accentd::fake_asterisk::Scenario;
-use common::TestServer;
+use common::{wait_for, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -28,14 +26,6 @@ fn past_nth<T>(items: &[T], n: usize, f: impl Fn(&T) -> bool) -> usize {
         .nth(n - 1)
         .map(|(i, _)| i + 1)
         .expect("event in the recording")
-}
-
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The recording's AMI side, released step by step by the test.
@@ -107,7 +97,7 @@ async fn bridged_call() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
     .await;
     {
         let app = s.app();
-        wait_until("links up", || {
+        wait_for("links up", || {
             app.ami.as_ref().is_some_and(|c| c.is_connected())
                 && app.ari.as_ref().is_some_and(|h| h.events.is_connected())
         })
@@ -124,7 +114,7 @@ async fn bridged_call() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
     ari.replay_next(ari_upto);
     {
         let live = s.app().live.clone();
-        wait_until("both legs talk", || {
+        wait_for("both legs talk", || {
             let chans = live.channels();
             // Talking (bridged, seen over ARI or AMI) and named by AMI (linkedid).
             chans.len() == 2 && chans.iter().all(|c| !c.talking_to.is_empty() && !c.linkedid.is_empty())
@@ -264,7 +254,7 @@ async fn an_ended_call_is_a_404_and_without_ari_a_hangup_is_a_503() {
     }));
     {
         let live = s2.app().live.clone();
-        wait_until("call seen over AMI", || live.channel(ALICE_CALL).is_some()).await;
+        wait_for("call seen over AMI", || live.channel(ALICE_CALL).is_some()).await;
     }
     let (code, list) = s2.get(&format!("{CALLD}/calls"), &t2).await;
     assert_eq!(code, StatusCode::OK);

@@ -12,7 +12,7 @@ use accentd::ami::frame::AmiMessage;
 use accentd::confd::render::{self, syntax};
 use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions};
 use accentd::fake_asterisk::scenario::Scenario;
-use common::TestServer;
+use common::{commands, wait_for, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -505,22 +505,6 @@ async fn asterisk_file_sections_are_replaced_whole_and_checked() {
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     let (code, _) = s.get(&format!("{C}/asterisk/pjsip/nope"), &t).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
-}
-
-fn commands(fake: &FakeAmi) -> Vec<String> {
-    fake.received_actions()
-        .iter()
-        .filter(|a| a.get("Action").is_some_and(|v| v.eq_ignore_ascii_case("Command")))
-        .filter_map(|a| a.get("Command").map(str::to_owned))
-        .collect()
-}
-
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

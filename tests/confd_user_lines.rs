@@ -7,12 +7,12 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use accentd::confd::reload::Reload;
 use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions};
 use accentd::fake_asterisk::scenario::Scenario;
-use common::TestServer;
+use common::{commands, wait_for, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -758,22 +758,6 @@ async fn counts(s: &TestServer, t: &str) -> Vec<i64> {
         out.push(count(s, t, path).await);
     }
     out
-}
-
-fn commands(fake: &FakeAmi) -> Vec<String> {
-    fake.received_actions()
-        .iter()
-        .filter(|a| a.get("Action").is_some_and(|v| v.eq_ignore_ascii_case("Command")))
-        .filter_map(|a| a.get("Command").map(str::to_owned))
-        .collect()
-}
-
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
