@@ -491,12 +491,16 @@ async fn ami_drop_case(name: &str, cut: usize, resume: usize) {
 }
 
 /// The history of a call that no list tells: when it began (`CoreShowChannels` has only a
-/// `Duration` in whole seconds) and whether it was transferred. A fresh start cannot know it;
-/// the resynced client, which saw it happen, rightly keeps it. Everything else must be equal.
+/// `Duration` in whole seconds), when its legs were answered and whether it was transferred.
+/// A fresh start cannot know it; the resynced client, which saw it happen, rightly keeps it.
+/// Everything else must be equal.
 fn without_call_history(mut v: StateView) -> StateView {
     for call in &mut v.calls {
         call.created_at = None;
         call.transferred = false;
+    }
+    for ch in &mut v.channels {
+        ch.answered_at = None;
     }
     v
 }

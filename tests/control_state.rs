@@ -1005,6 +1005,7 @@ fn s13_dtmf_digits_received_on_each_leg() {
             "91234*#",
             "{mode:?}"
         );
+        assert_eq!(chan(st, "Local/1002@dev-00000022;2").dtmf_count, 7, "{mode:?}");
         assert_eq!(
             chan(st, "Local/1002@dev-00000022;1").dtmf_received,
             "",
@@ -1125,6 +1126,7 @@ fn s21_sip_call_ringing_answered_and_bridge_technology() {
         let call = call_of(st, "1795874804.0");
         assert_eq!(call.state, CallState::Ringing, "{mode:?}");
         assert_eq!(chan(st, alice).state, ChannelState::Ring);
+        assert_eq!(chan(st, bob).answered_at, None, "{mode:?}: ringing");
         assert_eq!(chan(st, bob).state, ChannelState::Ringing);
         assert_eq!(chan(st, bob).endpoint, "PJSIP/2002");
         assert_eq!(device(st, "PJSIP/2002"), DeviceStateValue::Ringing, "{mode:?}");
@@ -1153,17 +1155,31 @@ fn s21_sip_call_ringing_answered_and_bridge_technology() {
     for mode in MODES {
         let mut r = Replay::new(s, mode);
         let mut techs = Vec::new();
+        let mut gone = Vec::new();
         let rx = r.state.subscribe();
         r.until_end();
         let mut rx = rx;
         while let Ok(change) = rx.try_recv() {
-            if let StateChange::BridgeCreated(b) | StateChange::BridgeUpdated(b) = &*change {
-                if techs.last() != Some(&b.technology) {
-                    techs.push(b.technology.clone());
+            match &*change {
+                StateChange::BridgeCreated(b) | StateChange::BridgeUpdated(b) => {
+                    if techs.last() != Some(&b.technology) {
+                        techs.push(b.technology.clone());
+                    }
                 }
+                StateChange::ChannelGone(c) => gone.push(c.clone()),
+                _ => {}
             }
         }
         assert_eq!(techs, ["simple_bridge", "native_rtp"], "{mode:?}");
+        // The last snapshot of each leg says why and when it ended, and when it was answered.
+        assert_eq!(gone.len(), 2, "{mode:?}");
+        for c in &gone {
+            assert_eq!(c.hangup_cause, Some(16), "{mode:?}: normal clearing");
+            let answered = c.answered_at.expect("answered");
+            let ended = c.hungup_at.expect("hung up");
+            assert!(c.created_at.is_some_and(|t| t <= answered), "{mode:?}");
+            assert!(answered < ended, "{mode:?}: {answered} < {ended}");
+        }
     }
 }
 

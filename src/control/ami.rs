@@ -222,7 +222,8 @@ pub(super) fn apply(w: &mut Writer, msg: &AmiMessage) {
         }
         "Hangup" => {
             if let Some(id) = msg.get("Uniqueid") {
-                w.destroy_channel(id, stamp);
+                let cause = msg.get("Cause").and_then(|c| c.trim().parse().ok());
+                w.destroy_channel(id, stamp, cause);
             }
         }
         "DialBegin" | "DialState" | "DialEnd" => {

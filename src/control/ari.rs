@@ -58,7 +58,7 @@ pub(super) fn apply(w: &mut Writer, event: &AriEvent) {
         AriEvent::ChannelCreated(e) => {
             w.channel(&facts(&e.channel), stamp, true);
         }
-        AriEvent::ChannelDestroyed(e) => w.destroy_channel(&e.channel.id, stamp),
+        AriEvent::ChannelDestroyed(e) => w.destroy_channel(&e.channel.id, stamp, Some(e.cause)),
         AriEvent::ChannelStateChange(e) => {
             snapshot(w, &e.channel, stamp);
         }
@@ -180,7 +180,8 @@ pub(super) fn apply(w: &mut Writer, event: &AriEvent) {
             match event_type.as_str() {
                 "ChannelDestroyed" => {
                     if let Some(id) = id("channel") {
-                        w.destroy_channel(id, stamp);
+                        let cause = raw.get("cause").and_then(Value::as_i64);
+                        w.destroy_channel(id, stamp, cause);
                     }
                 }
                 "BridgeDestroyed" => {

@@ -78,6 +78,18 @@ pub struct Channel {
     /// The last DTMF digits received on the channel (at most
     /// [`MAX_DTMF_DIGITS`](super::MAX_DTMF_DIGITS), oldest dropped first).
     pub dtmf_received: String,
+    /// How many digits were received in all: a consumer that saw `n` before knows the last
+    /// `dtmf_count - n` characters of `dtmf_received` are new.
+    pub dtmf_count: u64,
+    /// When the channel was first seen `Up`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub answered_at: Option<OffsetDateTime>,
+    /// The Q.850 hangup cause (AMI `Hangup` `Cause`, ARI `ChannelDestroyed` `cause`); only on
+    /// the last snapshot that [`StateChange::ChannelGone`](super::StateChange) carries.
+    pub hangup_cause: Option<i64>,
+    /// When the channel was hung up; only on the last snapshot, like `hangup_cause`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub hungup_at: Option<OffsetDateTime>,
     /// When Asterisk created the channel (ARI `creationtime`, else the AMI `Newchannel`
     /// timestamp).
     #[serde(with = "time::serde::rfc3339::option")]

@@ -337,6 +337,8 @@ pub(super) struct Writer {
     bridge_tombs: Tombs,
     dirty_chans: Vec<String>,
     gone_chans: Vec<String>,
+    /// Hangup cause and time of the channels in `gone_chans`, for their last snapshot.
+    gone_causes: HashMap<String, (Option<i64>, Option<i64>)>,
     dirty_bridges: Vec<String>,
     gone_bridges: Vec<String>,
     /// Bridges whose membership changed: their members' `talking_to` must be recomputed.
@@ -382,6 +384,7 @@ impl Writer {
             bridge_tombs: Tombs::new(BRIDGE_TOMBSTONES),
             dirty_chans: Vec::new(),
             gone_chans: Vec::new(),
+            gone_causes: HashMap::new(),
             dirty_bridges: Vec::new(),
             gone_bridges: Vec::new(),
             dirty_members: Vec::new(),
@@ -459,6 +462,12 @@ impl Writer {
             self.insert_channel(f.id, name, f.linkedid);
         }
         let seq = self.seq;
+        // A resync lists channels without saying when they were answered: unknown then.
+        let answered_ms = if self.in_resync {
+            None
+        } else {
+            stamp.ms.or(self.clock_ms)
+        };
         let Some(rec) = self.chans.get_mut(f.id) else {
             return false;
         };
@@ -480,7 +489,11 @@ impl Writer {
             if rec.st.state.accepts(stamp) {
                 rec.st.state = stamp;
                 if rec.ch.state.as_str() != state {
-                    Arc::make_mut(&mut rec.ch).state = ChannelState::from(state);
+                    let ch = Arc::make_mut(&mut rec.ch);
+                    ch.state = ChannelState::from(state);
+                    if ch.state == ChannelState::Up && ch.answered_at.is_none() {
+                        ch.answered_at = answered_ms.and_then(ms_to_time);
+                    }
                     changed = true;
                 }
             }
@@ -586,6 +599,10 @@ impl Writer {
             dialed_by: None,
             dial_status: None,
             dtmf_received: String::new(),
+            dtmf_count: 0,
+            answered_at: None,
+            hangup_cause: None,
+            hungup_at: None,
             created_at: None,
         };
         self.chans.insert(
@@ -718,13 +735,15 @@ impl Writer {
 
     /// A channel is gone (AMI `Hangup`, ARI `ChannelDestroyed`): removed with everything that
     /// points at it, and remembered as dead.
-    pub(super) fn destroy_channel(&mut self, id: &str, stamp: Stamp) {
+    pub(super) fn destroy_channel(&mut self, id: &str, stamp: Stamp, cause: Option<i64>) {
         if id.is_empty() {
             return;
         }
-        self.chan_tombs.insert(id, stamp.ms.or(self.clock_ms));
+        let when = stamp.ms.or(self.clock_ms);
+        self.chan_tombs.insert(id, when);
         if self.forget_channel(id) {
             self.gone_chans.push(id.to_owned());
+            self.gone_causes.insert(id.to_owned(), (cause, when));
         }
     }
 
@@ -808,7 +827,9 @@ impl Writer {
                 return false;
             }
             rec.dtmf_src = src;
-            let d = &mut Arc::make_mut(&mut rec.ch).dtmf_received;
+            let ch = Arc::make_mut(&mut rec.ch);
+            ch.dtmf_count += digit.chars().count() as u64;
+            let d = &mut ch.dtmf_received;
             d.push_str(digit);
             while d.chars().count() > MAX_DTMF_DIGITS {
                 d.remove(0);
@@ -1203,7 +1224,7 @@ impl Writer {
                         self.forget_channel(&id);
                         self.dirty_chans.push(id);
                     } else {
-                        self.destroy_channel(&id, Stamp::NONE);
+                        self.destroy_channel(&id, Stamp::NONE, None);
                     }
                 }
             }
@@ -1418,8 +1439,12 @@ impl Writer {
         });
 
         for_each_taken!(self.gone_chans, |id| {
+            let (cause, when) = self.gone_causes.remove(&id).unwrap_or_default();
             if !self.chans.contains_key(&id) {
-                if let Some((_, old)) = shared.channels.remove(&id) {
+                if let Some((_, mut old)) = shared.channels.remove(&id) {
+                    let last = Arc::make_mut(&mut old);
+                    last.hangup_cause = cause;
+                    last.hungup_at = when.and_then(ms_to_time);
                     out.push(StateChange::ChannelGone(old));
                 }
             }

@@ -8,6 +8,7 @@
 mod migrations;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags, Transaction};
@@ -37,6 +38,9 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::UnboundedSender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// Committed write transactions so far: a cache of derived data compares it to know
+    /// whether anything may have changed since it was built.
+    commits: Arc<AtomicU64>,
 }
 
 /// Readers kept open between requests; more are opened on demand under load
@@ -61,6 +65,7 @@ impl Store {
         configure(&conn)?;
         migrations::apply(&mut conn)?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let commits = Arc::new(AtomicU64::new(0));
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
@@ -75,12 +80,19 @@ impl Store {
                 path: path.to_owned(),
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
+                commits,
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// How many write transactions committed so far. It is bumped before the writer's caller
+    /// is answered, so a value read after a write returned includes that write.
+    pub fn generation(&self) -> u64 {
+        self.inner.commits.load(Ordering::Acquire)
     }
 
     /// Runs `f` in one transaction on the writer thread; commits when it
@@ -92,10 +104,17 @@ impl Store {
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let (reply_tx, reply_rx) = oneshot::channel();
+        let commits = self.inner.commits.clone();
         let job: Job = Box::new(move |conn: &mut Connection| {
             let result = match conn.transaction() {
                 Ok(tx) => match f(&tx) {
-                    Ok(value) => tx.commit().map(|_| value).map_err(|e| E::from(e.into())),
+                    Ok(value) => tx
+                        .commit()
+                        .map(|_| {
+                            commits.fetch_add(1, Ordering::AcqRel);
+                            value
+                        })
+                        .map_err(|e| E::from(e.into())),
                     Err(e) => Err(e), // dropping `tx` rolls back
                 },
                 Err(e) => Err(E::from(e.into())),
@@ -156,6 +175,7 @@ mod tests {
     async fn write_commits_and_rolls_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("t.sqlite")).expect("open");
+        let before = store.generation();
         store
             .write(|tx| -> Result<(), StoreError> {
                 tx.execute("INSERT INTO accentd_meta (key, value) VALUES ('a', '1')", [])?;
@@ -163,6 +183,7 @@ mod tests {
             })
             .await
             .expect("write");
+        assert_eq!(store.generation(), before + 1, "a commit is counted");
         let failed: Result<(), StoreError> = store
             .write(|tx| {
                 tx.execute("INSERT INTO accentd_meta (key, value) VALUES ('b', '2')", [])?;
@@ -170,6 +191,7 @@ mod tests {
             })
             .await;
         assert!(failed.is_err());
+        assert_eq!(store.generation(), before + 1, "a rollback is not");
         let keys: Vec<String> = store
             .read(|conn| -> Result<Vec<String>, StoreError> {
                 let mut stmt = conn.prepare("SELECT key FROM accentd_meta ORDER BY key")?;
