@@ -44,6 +44,7 @@ pub struct App {
     pub live: LiveState,
     pub calllog: Arc<CallLogService>,
     pub confd: Arc<ConfdService>,
+    pub calld: Arc<crate::calld::CalldService>,
     /// The reload worker's queue, taken by [`start`].
     confd_reload_rx: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<()>>>>,
 }
@@ -108,8 +109,17 @@ impl App {
             uuid,
             config: config.confd.clone(),
         });
+        let live = LiveState::new();
+        let calld = Arc::new(crate::calld::CalldService::new(
+            auth.clone(),
+            store.clone(),
+            bus.clone(),
+            live.clone(),
+            config.call_logs.recordings_dir.clone(),
+        ));
         Ok(App {
             confd,
+            calld,
             confd_reload_rx: Arc::new(std::sync::Mutex::new(Some(reload_rx))),
             calllog,
             config,
@@ -121,7 +131,7 @@ impl App {
             uuid,
             ari: None,
             ami: None,
-            live: LiveState::new(),
+            live,
         })
     }
 
@@ -152,12 +162,7 @@ impl App {
             .unify()
             .or(crate::confd::routes(self.confd.clone()))
             .unify()
-            .or(crate::calld::routes(Arc::new(crate::calld::CalldService {
-                auth: self.auth.clone(),
-                store: self.store.clone(),
-                live: self.live.clone(),
-                ari: self.ari.as_ref().map(|h| h.client.clone()),
-            })))
+            .or(crate::calld::routes(self.calld.clone()))
             .unify()
             .or(status_route)
             .unify()
@@ -224,7 +229,14 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
         app.ari = Some(handles);
         tasks.push(task);
     }
+    if let Some(ami) = &app.ami {
+        let _ = app.calld.ami.set(ami.clone());
+    }
+    if let Some(ari) = &app.ari {
+        let _ = app.calld.ari.set(ari.client.clone());
+    }
     if app.ami.is_some() || app.ari.is_some() {
+        tasks.push(crate::calld::events::spawn(app.calld.clone(), shutdown.clone()));
         let links = Links {
             ami: app.ami.clone(),
             ari: app.ari.as_ref().map(|h| (h.client.clone(), h.events.clone())),

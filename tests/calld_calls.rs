@@ -43,6 +43,19 @@ async fn manual_ami(scenario: &Scenario) -> FakeAmi {
     ami
 }
 
+/// The recording's ARI side, released step by step by the test.
+async fn manual_ari(scenario: &Scenario) -> FakeAri {
+    FakeAri::start(
+        scenario,
+        FakeAriOptions {
+            replay: AriReplay::Manual,
+            ..FakeAriOptions::default()
+        },
+    )
+    .await
+    .expect("fake ARI")
+}
+
 /// The internal context of the recording's phones (2001-2003).
 async fn default_context(s: &TestServer) {
     let (code, ctx) = s
@@ -73,17 +86,16 @@ async fn user(s: &TestServer, first: &str, login: &str, device: &str) -> Value {
 
 /// Accentd on scenario 21 with both links, the two phones provisioned, replayed until both legs are bridged.
 async fn bridged_call() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
+    let (ami, ari, s, alice, bob) = provisioned().await;
+    replay_until_bridged(&ami, &ari, &s).await;
+    (ami, ari, s, alice, bob)
+}
+
+/// Accentd on scenario 21 with both links up and the two phones provisioned; nothing replayed.
+async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
     let scenario = Scenario::load("21").expect("scenario");
     let ami = manual_ami(&scenario).await;
-    let ari = FakeAri::start(
-        &scenario,
-        FakeAriOptions {
-            replay: AriReplay::Manual,
-            ..FakeAriOptions::default()
-        },
-    )
-    .await
-    .expect("fake ARI");
+    let ari = manual_ari(&scenario).await;
     let (ami_addr, ari_url) = (ami.addr().to_string(), ari.url());
     let s = TestServer::start_with(|c| {
         c.ami.addr = ami_addr;
@@ -106,7 +118,10 @@ async fn bridged_call() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
     default_context(&s).await;
     let alice = user(&s, "Alice", "alice", "2001").await;
     let bob = user(&s, "Bob", "bob", "2002").await;
+    (ami, ari, s, alice, bob)
+}
 
+async fn replay_until_bridged(ami: &FakeAmi, ari: &FakeAri, s: &TestServer) {
     let ami_upto = past_nth(ami.recording().timeline(), 2, |m| m.get("Event") == Some("BridgeEnter"));
     ami.replay_next(ami_upto);
     let events = ari.events();
@@ -121,7 +136,6 @@ async fn bridged_call() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
         })
         .await;
     }
-    (ami, ari, s, alice, bob)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,4 +276,424 @@ async fn an_ended_call_is_a_404_and_without_ari_a_hangup_is_a_503() {
     let (code, body) = s2.delete(&format!("{CALLD}/calls/{ALICE_CALL}"), &t2).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error_id"], "asterisk-ari-unreachable");
+}
+
+/// The events published so far whose name starts with `prefix`.
+fn drain(rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<accentd::bus::Event>>, prefix: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if e.name.starts_with(prefix) {
+            out.push(e.to_json());
+        }
+    }
+    out
+}
+
+/// The names of the events about one call, in order.
+fn names_for(events: &[Value], call_id: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["data"]["call_id"] == call_id)
+        .map(|e| e["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_of_a_call_is_an_event_for_its_user() {
+    let (ami, ari, s, alice, bob) = provisioned().await;
+    let mut rx = s.app().bus.subscribe();
+    replay_until_bridged(&ami, &ari, &s).await;
+    ami.replay_all();
+    ari.replay_all();
+    {
+        let bus_wait = s.app().live.clone();
+        wait_for("both legs gone", || bus_wait.channels().is_empty()).await;
+    }
+    let mut events = Vec::new();
+    wait_for("both call_ended", || {
+        events.extend(drain(&mut rx, "call_"));
+        events.iter().filter(|e| e["name"] == "call_ended").count() == 2
+    })
+    .await;
+
+    for (id, who) in [(ALICE_CALL, &alice), (BOB_CALL, &bob)] {
+        let names = names_for(&events, id);
+        assert_eq!(
+            names.first().map(String::as_str),
+            Some("call_created"),
+            "{id}: {names:?}"
+        );
+        assert_eq!(names.last().map(String::as_str), Some("call_ended"), "{id}: {names:?}");
+        assert_eq!(
+            names.iter().filter(|n| *n == "call_answered").count(),
+            1,
+            "{id}: answered once: {names:?}"
+        );
+        assert!(names.iter().any(|n| n == "call_updated"), "{id}: {names:?}");
+        assert!(
+            !names.iter().any(|n| n == "call_held" || n == "call_dtmf_created"),
+            "{id}: nothing held, no digit: {names:?}"
+        );
+        let uuid = who["uuid"].as_str().expect("uuid");
+        for e in events.iter().filter(|e| e["data"]["call_id"] == id) {
+            // Addressed to the owner only, in the owner's tenant.
+            assert_eq!(e["required_acl"], format!("events.calls.{uuid}"), "{e}");
+            assert_eq!(e[format!("user_uuid:{uuid}").as_str()], true, "{e}");
+            assert_eq!(e["tenant_uuid"], who["tenant_uuid"], "{e}");
+            assert_eq!(e["data"]["user_uuid"], uuid, "{e}");
+        }
+        let answered = events
+            .iter()
+            .find(|e| e["name"] == "call_answered" && e["data"]["call_id"] == id)
+            .expect("answered");
+        assert_eq!(answered["data"]["status"], "Up");
+        assert!(answered["data"]["answer_time"].is_string(), "{answered}");
+        let ended = events
+            .iter()
+            .find(|e| e["name"] == "call_ended" && e["data"]["call_id"] == id)
+            .expect("ended");
+        assert_eq!(ended["data"]["reason_code"], 16, "{ended}");
+        assert!(ended["data"]["hangup_time"].is_string(), "{ended}");
+        assert_eq!(ended["data"]["conversation_id"], ALICE_CALL);
+    }
+    // The last update before the end shows who each leg talked to.
+    let talked = events
+        .iter()
+        .filter(|e| e["name"] == "call_updated" && e["data"]["call_id"] == ALICE_CALL)
+        .any(|e| e["data"]["talking_to"] == json!({ BOB_CALL: bob["uuid"] }));
+    assert!(talked, "{events:#?}");
+    // The same object is never published twice in a row for a leg.
+    for id in [ALICE_CALL, BOB_CALL] {
+        let updates: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["name"] == "call_updated" && e["data"]["call_id"] == id)
+            .map(|e| &e["data"])
+            .collect();
+        assert!(updates.windows(2).all(|w| w[0] != w[1]), "{id}: {updates:#?}");
+    }
+}
+
+fn ami_success() -> Vec<accentd::ami::frame::AmiMessage> {
+    vec![accentd::ami::frame::AmiMessage::new().with("Response", "Success")]
+}
+
+/// The actions named `name` the fake AMI received, as (header, value) lists without ActionID.
+fn sent(ami: &FakeAmi, name: &str) -> Vec<Vec<(String, String)>> {
+    ami.received_actions()
+        .iter()
+        .filter(|a| a.get("Action") == Some(name))
+        .map(|a| {
+            a.headers()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("ActionID") && !k.eq_ignore_ascii_case("Action"))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_hold_answer_dtmf_and_record_go_to_asterisk_over_ami() {
+    let (ami, _ari, s, alice, _bob) = bridged_call().await;
+    for action in [
+        "MuteAudio",
+        "PJSIPNotify",
+        "PlayDTMF",
+        "MixMonitor",
+        "StopMixMonitor",
+        "MixMonitorMute",
+    ] {
+        ami.respond_with(action, Some(ami_success()));
+    }
+    let t = s.admin_token.clone();
+    let mut rx = s.app().bus.subscribe();
+    let alice_chan = "PJSIP/2001-00000000";
+    let call = |path: &str| format!("{CALLD}/calls/{ALICE_CALL}/{path}");
+
+    // Mute: MuteAudio on what the phone sends, shown in the call and its event.
+    let (code, body) = s.put(&call("mute/start"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(
+        sent(&ami, "MuteAudio"),
+        [pairs(&[("Channel", alice_chan), ("Direction", "in"), ("State", "on")])]
+    );
+    let (_, one) = s.get(&call(""), &t).await;
+    assert_eq!(one["muted"], true, "{one}");
+    let mut events = Vec::new();
+    wait_for("muted event", || {
+        events.extend(drain(&mut rx, "call_updated"));
+        events.iter().any(|e| e["data"]["muted"] == true)
+    })
+    .await;
+    let (code, _) = s.put(&call("mute/stop"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_eq!(sent(&ami, "MuteAudio")[1][2], ("State".into(), "off".into()));
+    let (_, one) = s.get(&call(""), &t).await;
+    assert_eq!(one["muted"], false);
+
+    // Answer and hold ask the phone, in the call's SIP dialog.
+    for (path, event) in [("answer", "talk"), ("hold/start", "hold"), ("hold/stop", "talk")] {
+        let (code, body) = s.put(&call(path), &t, json!({})).await;
+        assert_eq!(code, StatusCode::NO_CONTENT, "{path}: {body}");
+        assert_eq!(
+            sent(&ami, "PJSIPNotify").last(),
+            Some(&pairs(&[
+                ("Channel", alice_chan),
+                ("Variable", &format!("Event={event}"))
+            ])),
+            "{path}"
+        );
+    }
+
+    // DTMF: one PlayDTMF per digit, as received from the phone.
+    let (code, body) = s.put(&call("dtmf?digits=1*%23"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    let digits: Vec<String> = sent(&ami, "PlayDTMF")
+        .iter()
+        .map(|a| {
+            assert!(a.contains(&("Receive".into(), "true".into())), "{a:?}");
+            assert!(a.contains(&("Channel".into(), alice_chan.into())), "{a:?}");
+            a.iter()
+                .find(|(k, _)| k == "Digit")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(digits, ["1", "*", "#"]);
+    for bad in [
+        "dtmf?digits=12a",
+        "dtmf",
+        "dtmf?digits=",
+        &format!("dtmf?digits={}", "1".repeat(65)),
+    ] {
+        let (code, body) = s.put(&call(bad), &t, json!({})).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    assert_eq!(sent(&ami, "PlayDTMF").len(), 3, "nothing sent for bad digits");
+
+    // Recording: MixMonitor into the tenant's monitor directory, pause/resume, stop.
+    let (code, body) = s.put(&call("record/pause"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "not recording: {body}");
+    let (code, body) = s.put(&call("record/start"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    let mix = sent(&ami, "MixMonitor");
+    assert_eq!(mix.len(), 1);
+    let file = &mix[0].iter().find(|(k, _)| k == "File").expect("File").1;
+    let tenant = alice["tenant_uuid"].as_str().expect("tenant");
+    assert!(
+        file.contains(&format!("/{tenant}/monitor/")) && file.ends_with(".wav"),
+        "{file}"
+    );
+    let (_, one) = s.get(&call(""), &t).await;
+    assert_eq!(one["record_state"], "active");
+    let (code, _) = s.put(&call("record/start"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "starting twice is harmless");
+    assert_eq!(sent(&ami, "MixMonitor").len(), 1, "and sends nothing");
+    let (code, _) = s.put(&call("record/pause"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let (_, one) = s.get(&call(""), &t).await;
+    assert_eq!(one["record_state"], "paused");
+    let (code, _) = s.put(&call("record/resume"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let states: Vec<String> = sent(&ami, "MixMonitorMute")
+        .iter()
+        .map(|a| {
+            a.iter()
+                .find(|(k, _)| k == "State")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(states, ["1", "0"]);
+    let (code, _) = s.put(&call("record/stop"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_eq!(sent(&ami, "StopMixMonitor"), [pairs(&[("Channel", alice_chan)])]);
+    let (_, one) = s.get(&call(""), &t).await;
+    assert_eq!(one["record_state"], "inactive");
+    let mut recording = Vec::new();
+    wait_for("recording events", || {
+        recording.extend(drain(&mut rx, "recording_"));
+        recording.len() == 4
+    })
+    .await;
+    let names: Vec<&str> = recording.iter().filter_map(|e| e["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "recording_started",
+            "recording_paused",
+            "recording_resumed",
+            "recording_stopped"
+        ]
+    );
+    assert_eq!(recording[0]["data"]["record_state"], "active");
+
+    // Unknown actions and verbs are 404s; unknown calls too, with nothing sent.
+    let before = ami.received_actions().len();
+    let (code, _) = s.put(&call("mute/maybe"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = s.put(&call("fly"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, body) = s.put(&format!("{CALLD}/calls/9.9/mute/start"), &t, json!({})).await;
+    assert_eq!(body["error_id"], "no-such-call", "{code} {body}");
+    assert_eq!(ami.received_actions().len(), before);
+
+    // Asterisk says the channel is gone: 404; refuses otherwise: 503.
+    ami.respond_with(
+        "MuteAudio",
+        Some(vec![accentd::ami::frame::AmiMessage::new()
+            .with("Response", "Error")
+            .with("Message", "No such channel")]),
+    );
+    let (code, body) = s.put(&call("mute/start"), &t, json!({})).await;
+    assert_eq!(
+        (code, body["error_id"].clone()),
+        (StatusCode::NOT_FOUND, json!("no-such-call"))
+    );
+    ami.respond_with("PJSIPNotify", None);
+    let (code, body) = s.put(&call("answer"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error_id"], "asterisk-ami-error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_control_only_their_own_calls() {
+    let (ami, _ari, s, _alice, _bob) = bridged_call().await;
+    for action in ["MuteAudio", "MixMonitor", "PlayDTMF"] {
+        ami.respond_with(action, Some(ami_success()));
+    }
+    let me = s.login("alice", "pw-alice-123").await;
+    let mine = |path: &str, id: &str| format!("{CALLD}/users/me/calls/{id}/{path}");
+    let (code, body) = s.put(&mine("mute/start", ALICE_CALL), &me, json!({})).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    let (code, body) = s.put(&mine("record/start", ALICE_CALL), &me, json!({})).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    let (code, body) = s.put(&mine("dtmf?digits=5", ALICE_CALL), &me, json!({})).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    let before = ami.received_actions().len();
+    for path in ["mute/start", "record/start", "dtmf?digits=5", "hold/start", "answer"] {
+        let (code, body) = s.put(&mine(path, BOB_CALL), &me, json!({})).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    assert_eq!(ami.received_actions().len(), before, "nothing sent for Bob's call");
+    // A user's token does not open the admin routes.
+    let (code, _) = s
+        .put(&format!("{CALLD}/calls/{ALICE_CALL}/mute/stop"), &me, json!({}))
+        .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+
+    // Without AMI, nothing can act: 503.
+    let scenario = Scenario::load("21").expect("scenario");
+    let ari = manual_ari(&scenario).await;
+    let url = ari.url();
+    let s2 = TestServer::start_with(|c| {
+        c.ari.url = url;
+        c.ari.user = "accent".into();
+        c.ari.password = "accent".into();
+        c.ari.app = "accent".into();
+    })
+    .await;
+    default_context(&s2).await;
+    user(&s2, "Alice", "alice", "2001").await;
+    {
+        let app = s2.app();
+        wait_for("ARI up", || app.ari.as_ref().is_some_and(|h| h.events.is_connected())).await;
+    }
+    let events = ari.events();
+    ari.replay_next(past_nth(&events, 2, |l| l.contains("\"ChannelEnteredBridge\"")));
+    {
+        let live = s2.app().live.clone();
+        wait_for("call seen over ARI", || live.channel(ALICE_CALL).is_some()).await;
+    }
+    let (code, body) = s2
+        .put(
+            &format!("{CALLD}/calls/{ALICE_CALL}/mute/start"),
+            &s2.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error_id"], "asterisk-ami-unreachable");
+}
+
+/// A `DTMFEnd` event as scenario 13 recorded it, for another channel.
+fn dtmf_end(at: &str, channel: &str, uniqueid: &str, linkedid: &str, digit: char) -> String {
+    format!(
+        "Event: DTMFEnd\r\nPrivilege: dtmf,all\r\nTimestamp: {at}\r\nChannel: {channel}\r\nChannelState: 6\r\n\
+         ChannelStateDesc: Up\r\nCallerIDNum: 2001\r\nCallerIDName: Alice\r\nConnectedLineNum: 2002\r\n\
+         ConnectedLineName: Bob\r\nLanguage: en\r\nAccountCode: \r\nContext: from-internal\r\nExten: 2002\r\n\
+         Priority: 1\r\nUniqueid: {uniqueid}\r\nLinkedid: {linkedid}\r\nDigit: {digit}\r\nDurationMs: 120\r\n\
+         Direction: Received\r\n\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_resume_and_digits_of_a_sip_call_are_events() {
+    // Scenario 24: Alice (2001) calls Bob, holds with a sendonly re-INVITE, resumes, hangs up.
+    let scenario = Scenario::load("24").expect("scenario");
+    let ami = manual_ami(&scenario).await;
+    let s = TestServer::start_with_ami(&ami).await;
+    default_context(&s).await;
+    let alice = user(&s, "Alice", "alice", "2001").await;
+    user(&s, "Bob", "bob", "2002").await;
+    let mut rx = s.app().bus.subscribe();
+    let timeline = ami.recording().timeline().to_vec();
+    let unhold = past_nth(&timeline, 1, |m| m.get("Event") == Some("Unhold"));
+    ami.replay_next(unhold);
+    let at = timeline[unhold - 1].get("Timestamp").expect("timestamp").to_string();
+    let (alice_call, alice_chan) = ("1795874868.6", "PJSIP/2001-00000006");
+    {
+        let live = s.app().live.clone();
+        wait_for("resumed", || live.channel(alice_call).is_some_and(|c| !c.on_hold)).await;
+    }
+    for digit in ['4', '2', '#'] {
+        ami.send_raw(dtmf_end(&at, alice_chan, alice_call, alice_call, digit).as_bytes());
+    }
+    {
+        let live = s.app().live.clone();
+        wait_for("digits", || live.channel(alice_call).is_some_and(|c| c.dtmf_count == 3)).await;
+    }
+    ami.replay_all();
+    let mut events = Vec::new();
+    wait_for("both ended", || {
+        events.extend(drain(&mut rx, "call_"));
+        events.iter().filter(|e| e["name"] == "call_ended").count() == 2
+    })
+    .await;
+    let names: Vec<String> = names_for(&events, alice_call)
+        .into_iter()
+        .filter(|n| n != "call_updated")
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "call_created",
+            "call_answered",
+            "call_held",
+            "call_resumed",
+            "call_dtmf_created",
+            "call_dtmf_created",
+            "call_dtmf_created",
+            "call_ended"
+        ],
+        "{events:#?}"
+    );
+    let digits: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["name"] == "call_dtmf_created")
+        .map(|e| &e["data"]["digit"])
+        .collect();
+    assert_eq!(digits, ["4", "2", "#"]);
+    let held = events.iter().find(|e| e["name"] == "call_held").expect("held");
+    assert_eq!(held["data"], json!({ "call_id": alice_call }));
+    assert_eq!(
+        held["required_acl"],
+        format!("events.calls.{}", alice["uuid"].as_str().expect("uuid"))
+    );
+    // The held party is not the one who holds: Bob's leg has no hold event.
+    let bob_names = names_for(&events, "1795874868.7");
+    assert!(!bob_names.iter().any(|n| n == "call_held"), "{bob_names:?}");
 }

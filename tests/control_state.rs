@@ -1161,10 +1161,10 @@ fn s21_sip_call_ringing_answered_and_bridge_technology() {
         let mut rx = rx;
         while let Ok(change) = rx.try_recv() {
             match &*change {
-                StateChange::BridgeCreated(b) | StateChange::BridgeUpdated(b) => {
-                    if techs.last() != Some(&b.technology) {
-                        techs.push(b.technology.clone());
-                    }
+                StateChange::BridgeCreated(b) | StateChange::BridgeUpdated(b)
+                    if techs.last() != Some(&b.technology) =>
+                {
+                    techs.push(b.technology.clone());
                 }
                 StateChange::ChannelGone(c) => gone.push(c.clone()),
                 _ => {}

@@ -1,17 +1,18 @@
-//! `/calls` and `/users/me/calls`: the live calls as accent-calld shows them
-//! (one item per channel: `call_id` is the uniqueid, `conversation_id` the
-//! linkedid), read from the live state and confd's owners, and hung up over ARI.
+//! The call object of accent-calld: one item per channel (`call_id` is the uniqueid,
+//! `conversation_id` the linkedid), built from the live state, confd's owners and what calld
+//! itself did to the channel ([`Marks`]); and the `/calls` reads.
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::owners::{Owner, Owners};
 use super::CalldService;
 use crate::api::error::ApiError;
-use crate::ari::error::AriError;
 use crate::auth::caller::Scope;
 use crate::control::model::Channel;
 
@@ -43,44 +44,93 @@ pub fn no_such_call(id: &str) -> ApiError {
     }
 }
 
-/// 503 while accentd has no ARI link to act through.
-fn ari_unreachable(detail: impl Into<String>) -> ApiError {
-    ApiError::Custom {
-        status: warp::http::StatusCode::SERVICE_UNAVAILABLE,
-        error_id: "asterisk-ari-unreachable",
-        message: "Asterisk ARI is unreachable".into(),
-        details: json!({ "reason": detail.into() }),
-    }
+/// Where a MixMonitor recording started by calld stands (`record_state`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordState {
+    #[default]
+    Inactive,
+    Active,
+    Paused,
 }
 
-/// Every channel with its owner, plus the whole channel list (a call object
-/// names the other legs).
+/// What calld did to a channel that no Asterisk event reports: mute through `MuteAudio` and
+/// recording through `MixMonitor` (Asterisk raises no event for either).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub muted: bool,
+    pub record: RecordState,
+}
+
+fn iso(t: Option<OffsetDateTime>) -> Option<String> {
+    t.and_then(|t| t.format(&Rfc3339).ok())
+}
+
+/// A set of channels (all of them, or those around one channel) with what is needed to write
+/// their call objects.
 pub struct Snapshot {
     pub channels: Vec<Channel>,
-    pub owners: Owners,
+    index: HashMap<String, usize>,
+    legs: HashMap<String, Vec<usize>>,
+    pub owners: std::sync::Arc<Owners>,
     /// Bridge id -> bridge class (`parking`...).
-    pub bridge_class: HashMap<String, String>,
+    bridge_class: HashMap<String, String>,
+    marks: HashMap<String, Marks>,
 }
 
 impl Snapshot {
-    fn by_id(&self) -> HashMap<&str, &Channel> {
-        self.channels.iter().map(|c| (c.id.as_str(), c)).collect()
+    pub fn new(
+        channels: Vec<Channel>,
+        owners: std::sync::Arc<Owners>,
+        bridge_class: HashMap<String, String>,
+        marks: HashMap<String, Marks>,
+    ) -> Snapshot {
+        let mut index = HashMap::with_capacity(channels.len());
+        let mut legs: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, ch) in channels.iter().enumerate() {
+            index.insert(ch.id.clone(), i);
+            if !ch.linkedid.is_empty() {
+                legs.entry(ch.linkedid.clone()).or_default().push(i);
+            }
+        }
+        Snapshot {
+            channels,
+            index,
+            legs,
+            owners,
+            bridge_class,
+            marks,
+        }
     }
 
-    fn owner(&self, ch: &Channel) -> Option<&Owner> {
+    pub fn get(&self, id: &str) -> Option<&Channel> {
+        self.index.get(id).map(|&i| &self.channels[i])
+    }
+
+    pub fn owner(&self, ch: &Channel) -> Option<&Owner> {
         self.owners.of(&ch.endpoint)
+    }
+
+    /// Whether `scope` (restricted to `user`'s own calls when given) may see the channel: it
+    /// must belong to a device of one of the scope's tenants.
+    pub fn visible(&self, ch: &Channel, scope: &Scope, user: Option<Uuid>) -> bool {
+        self.owner(ch)
+            .is_some_and(|o| scope.can_see(o.tenant()) && user.is_none_or(|u| o.user_uuid() == Some(u)))
     }
 
     /// `internal`, `inbound` (a trunk called in), `outbound` (a trunk was
     /// called) or `unknown` (a leg whose device accentd does not know).
     fn direction(&self, ch: &Channel) -> &'static str {
-        let legs: Vec<&Channel> = if ch.linkedid.is_empty() {
-            vec![ch]
-        } else {
-            self.channels.iter().filter(|c| c.linkedid == ch.linkedid).collect()
+        let mut legs: Vec<&Channel> = match self.legs.get(&ch.linkedid) {
+            Some(legs) if !ch.linkedid.is_empty() => legs.iter().map(|&i| &self.channels[i]).collect(),
+            _ => Vec::new(),
         };
+        // A channel outside the set (a gone leg's last snapshot) still counts.
+        if !legs.iter().any(|c| c.id == ch.id) {
+            legs.push(ch);
+        }
         let mut known = true;
-        for leg in &legs {
+        for leg in legs {
             match self.owner(leg) {
                 Some(Owner::Trunk { .. }) => {
                     return if leg.dialed_by.is_none() { "inbound" } else { "outbound" };
@@ -98,11 +148,9 @@ impl Snapshot {
 
     /// The call object of one channel (upstream's fields).
     pub fn call(&self, ch: &Channel) -> Value {
-        let by_id = self.by_id();
         let owner = self.owner(ch);
         let user_of = |id: &str| {
-            by_id
-                .get(id)
+            self.get(id)
                 .and_then(|c| self.owner(c))
                 .and_then(Owner::user_uuid)
                 .map(|u| u.to_string())
@@ -114,7 +162,7 @@ impl Snapshot {
             .map(|id| (id.clone(), Value::String(user_of(id))))
             .collect();
         // A callee leg shows what its caller dialed.
-        let dialed = match ch.dialed_by.as_deref().and_then(|id| by_id.get(id)) {
+        let dialed = match ch.dialed_by.as_deref().and_then(|id| self.get(id)) {
             Some(caller) => caller.dialplan.exten.clone(),
             None => ch.dialplan.exten.clone(),
         };
@@ -128,6 +176,7 @@ impl Snapshot {
             .as_deref()
             .and_then(|b| self.bridge_class.get(b))
             .is_some_and(|class| class == "parking");
+        let marks = self.marks.get(&ch.id).cloned().unwrap_or_default();
         json!({
             "call_id": ch.id,
             "conversation_id": ch.linkedid,
@@ -135,10 +184,13 @@ impl Snapshot {
             "caller_id_number": ch.caller.number,
             "peer_caller_id_name": ch.connected.name,
             "peer_caller_id_number": peer_number,
-            "creation_time": ch.created_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            "creation_time": iso(ch.created_at),
+            "answer_time": iso(ch.answered_at),
+            "hangup_time": iso(ch.hungup_at),
             "status": ch.state.as_str(),
             "on_hold": ch.on_hold,
-            "muted": ch.muted.unwrap_or(false),
+            "muted": marks.muted || ch.muted.unwrap_or(false),
+            "record_state": marks.record,
             "parked": parked,
             "talking_to": talking_to,
             "bridges": ch.bridge_id.iter().collect::<Vec<_>>(),
@@ -152,17 +204,49 @@ impl Snapshot {
 }
 
 impl CalldService {
-    /// The live channels with their owners, read now.
+    fn marks_of<'a>(&self, ids: impl Iterator<Item = &'a str>) -> HashMap<String, Marks> {
+        ids.filter_map(|id| self.marks.get(id).map(|m| (id.to_owned(), m.clone())))
+            .collect()
+    }
+
+    /// Every live channel with its owner, read now.
     pub async fn snapshot(&self) -> Result<Snapshot, ApiError> {
-        let owners = self.store.read(|c| Owners::load(c).map_err(ApiError::from)).await?;
+        let owners = self.owners.get(&self.store).await?;
         let mut channels = self.live.channels();
         channels.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
         let bridge_class = self.live.bridges().into_iter().map(|b| (b.id, b.class)).collect();
-        Ok(Snapshot {
-            channels,
-            owners,
-            bridge_class,
-        })
+        let marks = self.marks_of(channels.iter().map(|c| c.id.as_str()));
+        Ok(Snapshot::new(channels, owners, bridge_class, marks))
+    }
+
+    /// The channels a call object of `ch` looks at (its call's legs, who it talks to, who
+    /// dialed it), read now; `ch` itself as given (it may be a last snapshot).
+    pub async fn snapshot_around(&self, ch: &Channel) -> Result<Snapshot, ApiError> {
+        let owners = self.owners.get(&self.store).await?;
+        let mut ids: Vec<String> = ch.talking_to.clone();
+        ids.extend(ch.dialed_by.iter().cloned());
+        if !ch.linkedid.is_empty() {
+            if let Some(call) = self.live.call(&ch.linkedid) {
+                ids.extend(call.channels);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        let mut channels = vec![ch.clone()];
+        channels.extend(
+            ids.iter()
+                .filter(|id| **id != ch.id)
+                .filter_map(|id| self.live.channel(id)),
+        );
+        let bridge_class = ch
+            .bridge_id
+            .as_deref()
+            .and_then(|b| self.live.bridge(b))
+            .map(|b| (b.id, b.class))
+            .into_iter()
+            .collect();
+        let marks = self.marks_of(std::iter::once(ch.id.as_str()));
+        Ok(Snapshot::new(channels, owners, bridge_class, marks))
     }
 
     /// The calls `scope` may see (channels of a device of its tenants),
@@ -183,42 +267,23 @@ impl CalldService {
         Ok(json!({ "items": items }))
     }
 
-    /// One visible call, else 404 `no-such-call`.
-    pub async fn get_call(&self, scope: &Scope, id: &str, user: Option<Uuid>) -> Result<Value, ApiError> {
-        let snap = self.snapshot().await?;
-        let ch = snap
-            .channels
-            .iter()
-            .find(|c| c.id == id)
-            .filter(|ch| {
-                snap.owner(ch)
-                    .is_some_and(|o| scope.can_see(o.tenant()) && user.is_none_or(|u| o.user_uuid() == Some(u)))
-            })
-            .ok_or_else(|| no_such_call(id))?;
-        Ok(snap.call(ch))
+    /// A live channel `scope` may see (restricted to `user`'s own calls when given), with
+    /// its owner; else 404 `no-such-call`.
+    pub async fn find(&self, scope: &Scope, id: &str, user: Option<Uuid>) -> Result<(Channel, Owner), ApiError> {
+        let owners = self.owners.get(&self.store).await?;
+        let ch = self.live.channel(id).ok_or_else(|| no_such_call(id))?;
+        match owners.of(&ch.endpoint) {
+            Some(o) if scope.can_see(o.tenant()) && user.is_none_or(|u| o.user_uuid() == Some(u)) => {
+                let o = o.clone();
+                Ok((ch, o))
+            }
+            _ => Err(no_such_call(id)),
+        }
     }
 
-    /// Hangs a visible call up over ARI.
-    pub async fn hangup(&self, scope: &Scope, id: &str, user: Option<Uuid>) -> Result<(), ApiError> {
-        self.get_call(scope, id, user).await?;
-        let ari = self
-            .ari
-            .as_ref()
-            .ok_or_else(|| ari_unreachable("ARI is not configured"))?;
-        match ari.hangup(id, None).await {
-            Ok(()) => {
-                tracing::info!(call_id = id, "call hung up");
-                Ok(())
-            }
-            // Gone between the check and the request: as if it never was.
-            Err(AriError::NotFound { .. }) => Err(no_such_call(id)),
-            Err(e @ AriError::Transport(_)) => Err(ari_unreachable(e.to_string())),
-            Err(e) => Err(ApiError::Custom {
-                status: warp::http::StatusCode::SERVICE_UNAVAILABLE,
-                error_id: "asterisk-ari-error",
-                message: "Asterisk refused the request".into(),
-                details: json!({ "reason": e.to_string() }),
-            }),
-        }
+    /// One visible call, else 404 `no-such-call`.
+    pub async fn get_call(&self, scope: &Scope, id: &str, user: Option<Uuid>) -> Result<Value, ApiError> {
+        let (ch, _) = self.find(scope, id, user).await?;
+        Ok(self.snapshot_around(&ch).await?.call(&ch))
     }
 }

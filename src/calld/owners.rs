@@ -103,3 +103,35 @@ impl Owners {
         self.by_device.get(device)
     }
 }
+
+/// The owners as of the store's last commit: reloaded only when something was written since
+/// (the store's [generation](crate::store::Store::generation)), so a device provisioned a
+/// moment ago is known to the very next request or event.
+#[derive(Default)]
+pub struct OwnersCache {
+    cached: std::sync::Mutex<Option<(u64, std::sync::Arc<Owners>)>>,
+}
+
+impl OwnersCache {
+    pub async fn get(
+        &self,
+        store: &crate::store::Store,
+    ) -> Result<std::sync::Arc<Owners>, crate::api::error::ApiError> {
+        // Read before loading: a write that lands during the load makes the next call reload.
+        let generation = store.generation();
+        if let Some((g, owners)) = self.cached.lock().ok().as_deref().and_then(Option::as_ref) {
+            if *g == generation {
+                return Ok(owners.clone());
+            }
+        }
+        let owners = std::sync::Arc::new(
+            store
+                .read(|c| Owners::load(c).map_err(crate::api::error::ApiError::from))
+                .await?,
+        );
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = Some((generation, owners.clone()));
+        }
+        Ok(owners)
+    }
+}

@@ -1,0 +1,242 @@
+//! The calld routes, admin and `me`: one shape for every call action
+//! (`PUT /calls/{id}/<action>[/<verb>]`), with upstream's ACL for each.
+
+use std::sync::Arc;
+
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use super::actions::RecordOp;
+use super::calls::ListQuery;
+use super::CalldService;
+use crate::api::body::raw_query;
+use crate::api::error::ApiError;
+use crate::api::respond;
+use crate::auth::acl::escape_param;
+use crate::auth::caller::{authenticated, Caller, Scope};
+
+fn query(raw: &str) -> Result<ListQuery, ApiError> {
+    serde_urlencoded::from_str(raw).map_err(|e| ApiError::invalid_field("query", e.to_string()))
+}
+
+/// `PUT /calls/{id}/...`: what to do to the call.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Answer,
+    Dtmf,
+    Mute(bool),
+    Hold(bool),
+    Record(RecordOp),
+}
+
+impl Action {
+    fn parse(what: &str, verb: Option<&str>) -> Option<Action> {
+        Some(match (what, verb) {
+            ("answer", None) => Action::Answer,
+            ("dtmf", None) => Action::Dtmf,
+            ("mute", Some("start")) => Action::Mute(true),
+            ("mute", Some("stop")) => Action::Mute(false),
+            ("hold", Some("start")) => Action::Hold(true),
+            ("hold", Some("stop")) => Action::Hold(false),
+            ("record", Some(verb)) => Action::Record(RecordOp::parse(verb)?),
+            _ => return None,
+        })
+    }
+
+    /// The ACL segments after the call id (`mute.start`).
+    fn acl(&self) -> String {
+        let on = |b: bool| if b { "start" } else { "stop" };
+        match self {
+            Action::Answer => "answer".into(),
+            Action::Dtmf => "dtmf".into(),
+            Action::Mute(b) => format!("mute.{}", on(*b)),
+            Action::Hold(b) => format!("hold.{}", on(*b)),
+            Action::Record(op) => format!(
+                "record.{}",
+                match op {
+                    RecordOp::Start => "start",
+                    RecordOp::Stop => "stop",
+                    RecordOp::Pause => "pause",
+                    RecordOp::Resume => "resume",
+                }
+            ),
+        }
+    }
+}
+
+/// `/<action>` or `/<action>/<verb>` at the end of the path.
+fn action() -> impl Filter<Extract = (Action,), Error = Rejection> + Clone {
+    let one = warp::path::param::<String>()
+        .and(warp::path::end())
+        .and_then(|what: String| async move { Action::parse(&what, None).ok_or_else(warp::reject::not_found) });
+    let two = warp::path::param::<String>()
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and_then(|what: String, verb: String| async move {
+            Action::parse(&what, Some(&verb)).ok_or_else(warp::reject::not_found)
+        });
+    one.or(two).unify()
+}
+
+#[derive(serde::Deserialize)]
+struct DtmfQuery {
+    digits: Option<String>,
+}
+
+async fn run(
+    svc: &CalldService,
+    scope: &Scope,
+    id: &str,
+    me: Option<uuid::Uuid>,
+    action: Action,
+    q: &str,
+) -> Result<(), ApiError> {
+    match action {
+        Action::Answer => svc.answer(scope, id, me).await,
+        Action::Dtmf => {
+            let q: DtmfQuery =
+                serde_urlencoded::from_str(q).map_err(|e| ApiError::invalid_field("digits", e.to_string()))?;
+            svc.dtmf(scope, id, me, q.digits.as_deref()).await
+        }
+        Action::Mute(on) => svc.mute(scope, id, me, on).await,
+        Action::Hold(on) => svc.hold(scope, id, me, on).await,
+        Action::Record(op) => svc.record(scope, id, me, op).await,
+    }
+}
+
+/// The calls routes, admin and `me`.
+pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
+    let authed = authenticated(svc.auth.clone());
+
+    let s = svc.clone();
+    let list = warp::path!("calls")
+        .and(warp::get())
+        .and(authed.clone())
+        .and(raw_query())
+        .then(move |caller: Caller, q: String| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require("calld.calls.read")?;
+                let items = svc.list_calls(&scope, &query(&q)?, None).await?;
+                Ok(warp::reply::json(&items).into_response())
+            })
+        });
+
+    let s = svc.clone();
+    let get =
+        warp::path!("calls" / String)
+            .and(warp::get())
+            .and(authed.clone())
+            .then(move |id: String, caller: Caller| {
+                let svc = s.clone();
+                respond(async move {
+                    let scope = caller.require(&format!("calld.calls.{}.read", escape_param(&id)))?;
+                    Ok(warp::reply::json(&svc.get_call(&scope, &id, None).await?).into_response())
+                })
+            });
+
+    let s = svc.clone();
+    let hangup = warp::path!("calls" / String)
+        .and(warp::delete())
+        .and(authed.clone())
+        .then(move |id: String, caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require(&format!("calld.calls.{}.delete", escape_param(&id)))?;
+                svc.hangup(&scope, &id, None).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            })
+        });
+
+    let s = svc.clone();
+    let act = warp::path("calls")
+        .and(warp::path::param::<String>())
+        .and(action())
+        .and(warp::put())
+        .and(authed.clone())
+        .and(raw_query())
+        .then(move |id: String, action: Action, caller: Caller, q: String| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require(&format!("calld.calls.{}.{}.update", escape_param(&id), action.acl()))?;
+                run(&svc, &scope, &id, None, action, &q).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            })
+        });
+
+    let s = svc.clone();
+    let my_list = warp::path!("users" / "me" / "calls")
+        .and(warp::get())
+        .and(authed.clone())
+        .and(raw_query())
+        .then(move |caller: Caller, q: String| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require("calld.users.me.calls.read")?;
+                let me = caller.user_uuid();
+                let items = svc.list_calls(&scope, &query(&q)?, Some(me)).await?;
+                Ok(warp::reply::json(&items).into_response())
+            })
+        });
+
+    let s = svc.clone();
+    let my_hangup = warp::path!("users" / "me" / "calls" / String)
+        .and(warp::delete())
+        .and(authed.clone())
+        .then(move |id: String, caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require(&format!("calld.users.me.calls.{}.delete", escape_param(&id)))?;
+                // Another user's call is as unknown as a missing one.
+                svc.hangup(&scope, &id, Some(caller.user_uuid())).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            })
+        });
+
+    let s = svc;
+    let my_act = warp::path("users")
+        .and(warp::path("me"))
+        .and(warp::path("calls"))
+        .and(warp::path::param::<String>())
+        .and(action())
+        .and(warp::put())
+        .and(authed)
+        .and(raw_query())
+        .then(move |id: String, action: Action, caller: Caller, q: String| {
+            let svc = s.clone();
+            respond(async move {
+                let id_acl = escape_param(&id);
+                let own = format!("calld.users.me.calls.{id_acl}.{}.update", action.acl());
+                let scope = match (caller.require(&own), action) {
+                    // upstream documents the admin ACL on the user's record routes: both open them.
+                    (Err(_), Action::Record(_)) => {
+                        caller.require(&format!("calld.calls.{id_acl}.{}.update", action.acl()))?
+                    }
+                    (scope, _) => scope?,
+                };
+                run(&svc, &scope, &id, Some(caller.user_uuid()), action, &q).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            })
+        });
+
+    warp::path("api")
+        .and(warp::path("calld"))
+        .and(warp::path("1.0"))
+        .and(
+            list.or(get)
+                .unify()
+                .or(hangup)
+                .unify()
+                .or(act)
+                .unify()
+                .or(my_list)
+                .unify()
+                .or(my_hangup)
+                .unify()
+                .or(my_act)
+                .unify(),
+        )
+        .boxed()
+}
