@@ -279,6 +279,80 @@ async fn vanished_channels_and_bridges_are_not_found() {
 }
 
 #[tokio::test]
+async fn an_unrecorded_originate_gets_asterisks_checks_and_a_new_outgoing_channel() {
+    let fake = fake("21", Replay::Manual).await;
+    let client = client(&fake);
+    let mut vars = serde_json::Map::new();
+    vars.insert("ACCENT_USERUUID".into(), Value::from("u-1"));
+    let ch = client
+        .originate(&OriginateParams {
+            endpoint: "PJSIP/2001".into(),
+            extension: Some("2002".into()),
+            context: Some("default".into()),
+            priority: Some(1),
+            caller_id: Some("\"2002\" <2002>".into()),
+            channel_id: Some("o-1".into()),
+            variables: Some(vars),
+            ..OriginateParams::default()
+        })
+        .await
+        .expect("originate");
+    assert_eq!(ch.id, "o-1");
+    assert_eq!(ch.state, ChannelState::Down);
+    assert!(ch.name.starts_with("PJSIP/2001-"), "{}", ch.name);
+    assert_eq!((ch.caller.name.as_str(), ch.caller.number.as_str()), ("2002", "2002"));
+    assert!(ch.created_at().is_some());
+    let posted = fake.requests().into_iter().find(|r| r.method == "POST").expect("logged");
+    assert!(posted.uri.contains("endpoint=PJSIP%2F2001"), "{}", posted.uri);
+    let body: Value = serde_json::from_str(&posted.body).expect("json body");
+    assert_eq!(body["variables"]["ACCENT_USERUUID"], "u-1");
+
+    let local = client
+        .originate(&OriginateParams {
+            endpoint: "Local/2002@default".into(),
+            app: Some("accent".into()),
+            ..OriginateParams::default()
+        })
+        .await
+        .expect("Local originate");
+    assert!(local.name.starts_with("Local/2002@default-") && local.name.ends_with(";1"), "{}", local.name);
+    assert_ne!(local.id, ch.id);
+
+    // Asterisk's refusals: no endpoint, no target, both targets.
+    let refused = |p: OriginateParams| {
+        let client = client.clone();
+        async move {
+            match client.originate(&p).await {
+                Err(AriError::BadRequest { message }) => message,
+                other => panic!("expected 400, got {other:?}"),
+            }
+        }
+    };
+    assert_eq!(
+        refused(OriginateParams {
+            app: Some("a".into()),
+            ..OriginateParams::default()
+        })
+        .await,
+        "Endpoint must be specified"
+    );
+    for p in [
+        OriginateParams {
+            endpoint: "PJSIP/2001".into(),
+            ..OriginateParams::default()
+        },
+        OriginateParams {
+            endpoint: "PJSIP/2001".into(),
+            app: Some("a".into()),
+            extension: Some("1".into()),
+            ..OriginateParams::default()
+        },
+    ] {
+        assert_eq!(refused(p).await, "Invalid parameters for originating a channel.");
+    }
+}
+
+#[tokio::test]
 async fn stasis_checks_of_control_requests() {
     let fake = fake("05", Replay::Manual).await;
     let client = client(&fake);

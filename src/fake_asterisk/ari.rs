@@ -144,6 +144,8 @@ pub struct RequestLog {
     pub uri: String,
     pub authorized: bool,
     pub websocket: bool,
+    /// The request body (the first MiB), as text; `""` without one.
+    pub body: String,
 }
 
 /// A recorded REST exchange.
@@ -259,6 +261,8 @@ struct Shared {
     frozen: watch::Sender<bool>,
     refusing: AtomicBool,
     next_socket: std::sync::atomic::AtomicU64,
+    /// Channels originated through the model: the sequence in their names and ids.
+    originated: std::sync::atomic::AtomicU64,
     shutdown: CancellationToken,
 }
 
@@ -346,6 +350,7 @@ impl FakeAri {
             frozen: watch::channel(false).0,
             refusing: AtomicBool::new(false),
             next_socket: std::sync::atomic::AtomicU64::new(1),
+            originated: std::sync::atomic::AtomicU64::new(0),
             shutdown: CancellationToken::new(),
         });
         let task = tokio::spawn(accept_loop(listener, shared.clone()));
@@ -562,20 +567,24 @@ fn error(status: u16, message: &str) -> Response {
 }
 
 /// Reads (and discards) a request body, so the connection stays usable.
-async fn drain(mut body: Incoming) {
+/// Reads a request body, keeping at most 1 MiB of it.
+async fn drain(mut body: Incoming) -> Vec<u8> {
     use hyper::body::Body as _;
-    let mut total = 0usize;
+    let mut kept = Vec::new();
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         match frame {
             Ok(f) => {
-                total += f.data_ref().map(|d| d.len()).unwrap_or(0);
-                if total > 1 << 20 {
-                    break;
+                if let Some(d) = f.data_ref() {
+                    if kept.len() + d.len() > 1 << 20 {
+                        break;
+                    }
+                    kept.extend_from_slice(d);
                 }
             }
             Err(_) => break,
         }
     }
+    kept
 }
 
 fn query_pairs(raw: Option<&str>) -> BTreeMap<String, String> {
@@ -620,12 +629,17 @@ async fn handle(shared: Arc<Shared>, mut req: hyper::Request<Incoming>) -> Respo
         .and_then(|h| h.to_str().ok())
         .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     let ok = authorized(&shared, &req, &query);
-    shared.state().requests.push(RequestLog {
-        method: method.clone(),
-        uri: req.uri().to_string(),
-        authorized: ok,
-        websocket: is_ws,
-    });
+    let log_index = {
+        let mut st = shared.state();
+        st.requests.push(RequestLog {
+            method: method.clone(),
+            uri: req.uri().to_string(),
+            authorized: ok,
+            websocket: is_ws,
+            body: String::new(),
+        });
+        st.requests.len() - 1
+    };
     if !ok {
         let mut r = error(401, "Authentication required");
         r.headers_mut().insert(
@@ -650,11 +664,13 @@ async fn handle(shared: Arc<Shared>, mut req: hyper::Request<Incoming>) -> Respo
         }
         return upgrade(shared, &mut req, &query);
     }
-    let body = req.into_body();
+    let body = drain(req.into_body()).await;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if let Some(log) = shared.state().requests.get_mut(log_index) {
+        log.body = text.clone();
+    }
     let path = format!("/ari/{}", segs.join("/"));
-    let response = rest(&shared, &method, &segs, &path, &query);
-    drain(body).await;
-    response
+    rest(&shared, &method, &segs, &path, &query, &text)
 }
 
 fn upgrade(shared: Arc<Shared>, req: &mut hyper::Request<Incoming>, query: &BTreeMap<String, String>) -> Response {
@@ -919,6 +935,66 @@ const SPEC_ROUTES: &[(&str, &str)] = &[
     ("GET", "sounds/*"),
 ];
 
+/// `POST /channels` that the recording did not make: Asterisk's checks (an endpoint, a
+/// dialplan target or an application, a free channel id, a JSON object body), then the new
+/// outgoing channel in the shape scenario 27 recorded: `Down`, named `<endpoint>-<8 hex>`
+/// (`;1` for a Local channel), showing the caller id asked for, parked in the dialplan's
+/// `AppDial2` placeholder until it is answered. Nothing is released on the websocket: the
+/// recording's events stay the fake's clock.
+fn originate(shared: &Shared, model: &Model, query: &BTreeMap<String, String>, body: &str) -> (u16, Value) {
+    let invalid = json!({ "message": "Invalid parameters for originating a channel." });
+    let Some(endpoint) = query.get("endpoint").filter(|e| !e.is_empty()) else {
+        return (400, json!({ "message": "Endpoint must be specified" }));
+    };
+    let has = |k: &str| query.get(k).is_some_and(|v| !v.is_empty());
+    if has("app") == has("extension") || !endpoint.contains('/') {
+        return (400, invalid);
+    }
+    if !body.trim().is_empty() {
+        match serde_json::from_str::<Value>(body) {
+            Ok(v) if v.get("variables").is_none_or(Value::is_object) => {}
+            _ => return (400, invalid),
+        }
+    }
+    let n = shared.originated.fetch_add(1, Ordering::SeqCst) + 1;
+    let id = query
+        .get("channelId")
+        .cloned()
+        .unwrap_or_else(|| format!("{}.{}", time::OffsetDateTime::now_utc().unix_timestamp(), 9000 + n));
+    if model.channel(&id).is_some() {
+        return (409, json!({ "message": "Channel with given unique ID already exists." }));
+    }
+    let local = endpoint.starts_with("Local/");
+    let name = format!("{endpoint}-{:08x}{}", 0x100 + n, if local { ";1" } else { "" });
+    let (cid_name, cid_number) = match query.get("callerId").map(String::as_str).unwrap_or("") {
+        "" => (String::new(), String::new()),
+        text => match text.rsplit_once('<') {
+            Some((name, number)) => (
+                name.trim().trim_matches('"').to_string(),
+                number.trim_end_matches('>').trim().to_string(),
+            ),
+            None => (String::new(), text.trim().to_string()),
+        },
+    };
+    let caller = json!({ "name": cid_name, "number": cid_number });
+    (
+        200,
+        json!({
+            "id": id,
+            "name": name,
+            "state": "Down",
+            "protocol_id": if local { String::new() } else { format!("fake-{n}@127.0.0.1") },
+            "caller": caller,
+            "connected": caller,
+            "accountcode": "",
+            "dialplan": {"context": "from-internal", "exten": "s", "priority": 1,
+                         "app_name": "AppDial2", "app_data": "(Outgoing Line)"},
+            "creationtime": now_ari(),
+            "language": "en",
+        }),
+    )
+}
+
 fn is_spec_route(method: &str, segs: &[&str]) -> bool {
     SPEC_ROUTES.iter().any(|(m, pattern)| {
         let pat: Vec<&str> = pattern.split('/').collect();
@@ -939,7 +1015,14 @@ fn channel_control(method: &str, op: &str) -> Option<bool> {
     }
 }
 
-fn rest(shared: &Shared, method: &str, segs: &[&str], path: &str, query: &BTreeMap<String, String>) -> Response {
+fn rest(
+    shared: &Shared,
+    method: &str,
+    segs: &[&str],
+    path: &str,
+    query: &BTreeMap<String, String>,
+    body: &str,
+) -> Response {
     let mut st = shared.state();
     // 1. The recording.
     let matches: Vec<usize> = st
@@ -971,6 +1054,10 @@ fn rest(shared: &Shared, method: &str, segs: &[&str], path: &str, query: &BTreeM
             })),
         ),
         ("GET", ["channels"]) => reply(200, Some(&json!(model.channels))),
+        ("POST", ["channels"]) => {
+            let (status, answer) = originate(shared, model, query, body);
+            reply(status, Some(&answer))
+        }
         ("GET", ["channels", id]) => match model.channel(id) {
             Some(c) => reply(200, Some(&json!(c))),
             None => error(404, "Channel not found"),
