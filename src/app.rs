@@ -116,6 +116,7 @@ impl App {
             bus.clone(),
             live.clone(),
             config.call_logs.recordings_dir.clone(),
+            config.http.body_limit,
         ));
         Ok(App {
             confd,

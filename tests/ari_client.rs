@@ -302,7 +302,11 @@ async fn an_unrecorded_originate_gets_asterisks_checks_and_a_new_outgoing_channe
     assert!(ch.name.starts_with("PJSIP/2001-"), "{}", ch.name);
     assert_eq!((ch.caller.name.as_str(), ch.caller.number.as_str()), ("2002", "2002"));
     assert!(ch.created_at().is_some());
-    let posted = fake.requests().into_iter().find(|r| r.method == "POST").expect("logged");
+    let posted = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .expect("logged");
     assert!(posted.uri.contains("endpoint=PJSIP%2F2001"), "{}", posted.uri);
     let body: Value = serde_json::from_str(&posted.body).expect("json body");
     assert_eq!(body["variables"]["ACCENT_USERUUID"], "u-1");
@@ -315,7 +319,11 @@ async fn an_unrecorded_originate_gets_asterisks_checks_and_a_new_outgoing_channe
         })
         .await
         .expect("Local originate");
-    assert!(local.name.starts_with("Local/2002@default-") && local.name.ends_with(";1"), "{}", local.name);
+    assert!(
+        local.name.starts_with("Local/2002@default-") && local.name.ends_with(";1"),
+        "{}",
+        local.name
+    );
     assert_ne!(local.id, ch.id);
 
     // Asterisk's refusals: no endpoint, no target, both targets.

@@ -697,3 +697,219 @@ async fn hold_resume_and_digits_of_a_sip_call_are_events() {
     let bob_names = names_for(&events, "1795874868.7");
     assert!(!bob_names.iter().any(|n| n == "call_held"), "{bob_names:?}");
 }
+
+/// The query and JSON body of the `POST /ari/channels` requests the fake ARI got.
+fn originates(ari: &FakeAri) -> Vec<(std::collections::BTreeMap<String, String>, Value)> {
+    ari.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.uri.starts_with("/ari/channels?"))
+        .map(|r| {
+            let query = r.uri.split_once('?').map(|(_, q)| q).unwrap_or_default();
+            let pairs: std::collections::BTreeMap<String, String> = serde_urlencoded::from_str(query).expect("query");
+            (pairs, serde_json::from_str(&r.body).unwrap_or(Value::Null))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn originate_rings_the_users_line_then_goes_to_the_destination() {
+    let (_ami, ari, s, alice, _bob) = provisioned().await;
+    let t = s.admin_token.clone();
+    let alice_uuid = alice["uuid"].as_str().expect("uuid").to_string();
+    let body = |source: Value| json!({"source": source, "destination": {"context": "default", "extension": "2002", "priority": 1}});
+
+    let (code, call) = s
+        .post(&format!("{CALLD}/calls"), &t, json!({"source": {"user": alice_uuid}, "destination": {"context": "default", "extension": "2002", "priority": 1}, "variables": {"CUSTOMER": "42", "__TRACK": "yes"}}))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{call}");
+    assert!(call["call_id"].as_str().is_some_and(|id| !id.is_empty()), "{call}");
+    assert_eq!(call["user_uuid"], alice_uuid.as_str());
+    assert_eq!(call["line_id"], alice["lines"][0]["id"]);
+    assert_eq!(call["status"], "Down");
+    assert_eq!(call["dialed_extension"], "2002");
+    let sent = originates(&ari);
+    assert_eq!(sent.len(), 1);
+    let (q, b) = &sent[0];
+    assert_eq!(q.get("endpoint").map(String::as_str), Some("PJSIP/2001"));
+    assert_eq!(q.get("extension").map(String::as_str), Some("2002"));
+    assert_eq!(q.get("context").map(String::as_str), Some("default"));
+    assert_eq!(q.get("priority").map(String::as_str), Some("1"));
+    assert!(
+        q.get("callerId").is_none(),
+        "the call keeps the phone's own caller id: {q:?}"
+    );
+    let vars = &b["variables"];
+    assert_eq!(vars["ACCENT_USERUUID"], alice_uuid.as_str());
+    assert_eq!(vars["CONNECTEDLINE(num)"], "2002", "the phone shows whom it calls");
+    assert_eq!(vars["CUSTOMER"], "42");
+    assert_eq!(vars["__TRACK"], "yes");
+    assert!(vars.get("PJSIP_HEADER(add,Call-Info)").is_none());
+
+    // Auto-answer asks the phone to pick up by itself.
+    let (code, _) = s
+        .post(
+            &format!("{CALLD}/calls"),
+            &t,
+            body(json!({"user": alice_uuid, "auto_answer": true})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED);
+    let last = originates(&ari).pop().expect("sent");
+    assert!(
+        last.1["variables"]["PJSIP_HEADER(add,Call-Info)"]
+            .as_str()
+            .is_some_and(|v| v.ends_with(";answer-after=0")),
+        "{}",
+        last.1
+    );
+
+    // The user's own originate goes to the extension in the line's context.
+    let me = s.login("alice", "pw-alice-123").await;
+    let (code, call) = s
+        .post(&format!("{CALLD}/users/me/calls"), &me, json!({"extension": "2002"}))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{call}");
+    let (q, _) = originates(&ari).pop().expect("sent");
+    assert_eq!(
+        (q["endpoint"].as_str(), q["extension"].as_str(), q["context"].as_str()),
+        ("PJSIP/2001", "2002", "default")
+    );
+
+    // From the mobile: through the line's context, once the user has a mobile number.
+    let (code, err) = s
+        .post(
+            &format!("{CALLD}/users/me/calls"),
+            &me,
+            json!({"extension": "2002", "from_mobile": true}),
+        )
+        .await;
+    assert_eq!(
+        (code, err["error_id"].clone()),
+        (StatusCode::BAD_REQUEST, json!("user-missing-mobile"))
+    );
+    let (code, body_) = s
+        .put(
+            &format!("{C}/users/{}", alice["id"]),
+            &t,
+            json!({"firstname": "Alice", "mobile_phone_number": "0611223344"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body_}");
+    let (code, call) = s
+        .post(
+            &format!("{CALLD}/users/me/calls"),
+            &me,
+            json!({"extension": "2002", "from_mobile": true}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{call}");
+    assert_eq!(
+        originates(&ari).pop().expect("sent").0["endpoint"],
+        "Local/0611223344@default"
+    );
+
+    // All lines of a user with two: every line rings through the Local channel.
+    let (code, dave) = s
+        .post(
+            &format!("{C}/users"),
+            &t,
+            json!({"firstname": "Dave", "lines": [
+                {"context": "default", "endpoint_sip": {"name": "2005", "auth_section_options": [["username", "2005"], ["password", "x-secret-5"]]}},
+                {"context": "default", "endpoint_sip": {"name": "2006", "auth_section_options": [["username", "2006"], ["password", "x-secret-6"]]}}]}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{dave}");
+    let (code, _) = s
+        .post(
+            &format!("{CALLD}/calls"),
+            &t,
+            body(json!({"user": dave["uuid"], "all_lines": true})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (q, b) = originates(&ari).pop().expect("sent");
+    assert_eq!(q["endpoint"], "Local/s@accent-originate-all-lines");
+    assert_eq!(b["variables"]["__ACCENT_ORIGINATE_INTERFACES"], "PJSIP/2005&PJSIP/2006");
+    // A given line wins over all_lines.
+    let second = dave["lines"][1]["id"].clone();
+    let (code, call) = s
+        .post(
+            &format!("{CALLD}/calls"),
+            &t,
+            body(json!({"user": dave["uuid"], "all_lines": true, "line_id": second})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{call}");
+    assert_eq!(call["line_id"], second);
+    assert_eq!(originates(&ari).pop().expect("sent").0["endpoint"], "PJSIP/2006");
+
+    // Bad requests: each refused with nothing sent to Asterisk.
+    let (_, carol) = s.post(&format!("{C}/users"), &t, json!({"firstname": "Carol"})).await;
+    let before = originates(&ari).len();
+    let cases = [
+        (body(json!({"user": carol["uuid"]})), "user-missing-main-line"),
+        (
+            body(json!({"user": alice_uuid, "line_id": second})),
+            "invalid-user-line",
+        ),
+        (
+            body(json!({"user": "9f1c2b3a-0000-4000-8000-000000000000"})),
+            "invalid-user",
+        ),
+        (body(json!({"user": "not-a-uuid"})), "invalid-data"),
+        (body(json!({"user": alice_uuid, "colour": "red"})), "invalid-data"),
+        (json!({"source": {"user": alice_uuid}}), "invalid-data"),
+        (
+            json!({"source": {"user": alice_uuid}, "destination": {"context": "default", "extension": "20,02)", "priority": 1}}),
+            "invalid-data",
+        ),
+        (
+            json!({"source": {"user": alice_uuid}, "destination": {"context": "default", "extension": "2002", "priority": 0}}),
+            "invalid-data",
+        ),
+        (
+            json!({"source": {"user": alice_uuid}, "destination": {"context": "default", "extension": "2002", "priority": 1}, "variables": {"FILE(/etc/passwd)": "x"}}),
+            "invalid-data",
+        ),
+        (
+            json!({"source": {"user": alice_uuid}, "destination": {"context": "default", "extension": "2002", "priority": 1}, "variables": {"N": 1}}),
+            "invalid-data",
+        ),
+        (json!([1, 2]), "invalid-data"),
+    ];
+    for (req, error_id) in cases {
+        let (code, err) = s.post(&format!("{CALLD}/calls"), &t, req.clone()).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{req}: {err}");
+        assert_eq!(err["error_id"], error_id, "{req}: {err}");
+    }
+    let raw = s
+        .client
+        .post(format!("{}{CALLD}/calls", s.base))
+        .header("X-Auth-Token", &t)
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    let huge = json!({"source": {"user": alice_uuid}, "destination": {"context": "default", "extension": "2002", "priority": 1},
+                      "variables": {"BIG": "x".repeat(2 << 20)}});
+    let (code, _) = s.post(&format!("{CALLD}/calls"), &t, huge).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+    // A user originates only from their own lines, with their own ACL.
+    let (code, err) = s
+        .post(
+            &format!("{CALLD}/users/me/calls"),
+            &me,
+            json!({"extension": "2002", "line_id": second}),
+        )
+        .await;
+    assert_eq!(
+        (code, err["error_id"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid-user-line"))
+    );
+    let (code, _) = s
+        .post(&format!("{CALLD}/calls"), &me, body(json!({"user": alice_uuid})))
+        .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert_eq!(originates(&ari).len(), before, "nothing sent for bad requests");
+}

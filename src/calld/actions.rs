@@ -16,6 +16,7 @@ use super::CalldService;
 use crate::ami::client::{AmiClient, AmiError};
 use crate::ami::frame::AmiMessage;
 use crate::api::error::ApiError;
+use crate::ari::client::AriClient;
 use crate::ari::error::AriError;
 use crate::auth::caller::Scope;
 use crate::bus::{escape_key, EventSpec};
@@ -69,6 +70,21 @@ fn channel_missing(message: &str) -> bool {
     m.contains("no such channel") || m.contains("channel not found") || m.contains("unable to find channel")
 }
 
+/// An ARI failure as upstream answers it: the channel is gone (404), the link is down (503),
+/// Asterisk refused (503).
+pub(super) fn ari_error(id: &str, e: AriError) -> ApiError {
+    match e {
+        AriError::NotFound { .. } => no_such_call(id),
+        e @ AriError::Transport(_) => unreachable("ari", e.to_string()),
+        e => custom(
+            warp::http::StatusCode::SERVICE_UNAVAILABLE,
+            "asterisk-ari-error",
+            "Asterisk refused the request",
+            json!({ "reason": e.to_string() }),
+        ),
+    }
+}
+
 /// How a recording changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordOp {
@@ -112,6 +128,12 @@ pub fn check_digits(digits: Option<&str>) -> Result<&str, ApiError> {
 }
 
 impl CalldService {
+    pub(super) fn ari_link(&self) -> Result<&AriClient, ApiError> {
+        self.ari
+            .get()
+            .ok_or_else(|| unreachable("ari", "ARI is not configured"))
+    }
+
     fn ami_link(&self) -> Result<&AmiClient, ApiError> {
         self.ami
             .get()
@@ -146,25 +168,10 @@ impl CalldService {
     /// Hangs a visible call up over ARI.
     pub async fn hangup(&self, scope: &Scope, id: &str, user: Option<Uuid>) -> Result<(), ApiError> {
         self.find(scope, id, user).await?;
-        let ari = self
-            .ari
-            .get()
-            .ok_or_else(|| unreachable("ari", "ARI is not configured"))?;
-        match ari.hangup(id, None).await {
-            Ok(()) => {
-                tracing::info!(call_id = id, "call hung up");
-                Ok(())
-            }
-            // Gone between the check and the request: as if it never was.
-            Err(AriError::NotFound { .. }) => Err(no_such_call(id)),
-            Err(e @ AriError::Transport(_)) => Err(unreachable("ari", e.to_string())),
-            Err(e) => Err(custom(
-                warp::http::StatusCode::SERVICE_UNAVAILABLE,
-                "asterisk-ari-error",
-                "Asterisk refused the request",
-                json!({ "reason": e.to_string() }),
-            )),
-        }
+        // Gone between the check and the request: as if it never was (404).
+        self.ari_link()?.hangup(id, None).await.map_err(|e| ari_error(id, e))?;
+        tracing::info!(call_id = id, "call hung up");
+        Ok(())
     }
 
     /// Asks the ringing phone to pick up.

@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod calls;
 pub mod events;
+pub mod originate;
 pub mod owners;
 mod routes;
 
@@ -38,6 +39,8 @@ pub struct CalldService {
     /// Where Asterisk writes recordings: `<dir>/<tenant>/monitor/<uuid>.wav`, as call-logd
     /// reads them.
     pub recordings_dir: PathBuf,
+    /// The largest request body accepted.
+    pub body_limit: u64,
     owners: OwnersCache,
     /// Channel id -> what calld did to it (mute, recording); dropped when the channel is gone.
     marks: DashMap<String, Marks>,
@@ -46,7 +49,14 @@ pub struct CalldService {
 }
 
 impl CalldService {
-    pub fn new(auth: Arc<AuthService>, store: Store, bus: Bus, live: LiveState, recordings_dir: PathBuf) -> Self {
+    pub fn new(
+        auth: Arc<AuthService>,
+        store: Store,
+        bus: Bus,
+        live: LiveState,
+        recordings_dir: PathBuf,
+        body_limit: u64,
+    ) -> Self {
         let (pokes, rx) = mpsc::unbounded_channel();
         CalldService {
             auth,
@@ -56,6 +66,7 @@ impl CalldService {
             ari: OnceLock::new(),
             ami: OnceLock::new(),
             recordings_dir,
+            body_limit,
             owners: OwnersCache::default(),
             marks: DashMap::new(),
             pokes,

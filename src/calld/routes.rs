@@ -11,7 +11,7 @@ use warp::{Filter, Rejection, Reply};
 use super::actions::RecordOp;
 use super::calls::ListQuery;
 use super::CalldService;
-use crate::api::body::raw_query;
+use crate::api::body::{limited_bytes, parse_json_object, raw_query};
 use crate::api::error::ApiError;
 use crate::api::respond;
 use crate::auth::acl::escape_param;
@@ -167,6 +167,36 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
         });
 
     let s = svc.clone();
+    let create = warp::path!("calls")
+        .and(warp::post())
+        .and(authed.clone())
+        .and(limited_bytes(svc.body_limit))
+        .then(move |caller: Caller, body: bytes::Bytes| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require("calld.calls.create")?;
+                let req = parse_json_object(&body)?;
+                let call = svc.originate(&scope, req).await?;
+                Ok(warp::reply::with_status(warp::reply::json(&call), StatusCode::CREATED).into_response())
+            })
+        });
+
+    let s = svc.clone();
+    let my_create = warp::path!("users" / "me" / "calls")
+        .and(warp::post())
+        .and(authed.clone())
+        .and(limited_bytes(svc.body_limit))
+        .then(move |caller: Caller, body: bytes::Bytes| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require("calld.users.me.calls.create")?;
+                let req = parse_json_object(&body)?;
+                let call = svc.originate_mine(&scope, caller.user_uuid(), req).await?;
+                Ok(warp::reply::with_status(warp::reply::json(&call), StatusCode::CREATED).into_response())
+            })
+        });
+
+    let s = svc.clone();
     let my_list = warp::path!("users" / "me" / "calls")
         .and(warp::get())
         .and(authed.clone())
@@ -230,6 +260,10 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .or(hangup)
                 .unify()
                 .or(act)
+                .unify()
+                .or(create)
+                .unify()
+                .or(my_create)
                 .unify()
                 .or(my_list)
                 .unify()

@@ -962,7 +962,10 @@ fn originate(shared: &Shared, model: &Model, query: &BTreeMap<String, String>, b
         .cloned()
         .unwrap_or_else(|| format!("{}.{}", time::OffsetDateTime::now_utc().unix_timestamp(), 9000 + n));
     if model.channel(&id).is_some() {
-        return (409, json!({ "message": "Channel with given unique ID already exists." }));
+        return (
+            409,
+            json!({ "message": "Channel with given unique ID already exists." }),
+        );
     }
     let local = endpoint.starts_with("Local/");
     let name = format!("{endpoint}-{:08x}{}", 0x100 + n, if local { ";1" } else { "" });
