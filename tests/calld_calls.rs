@@ -43,6 +43,26 @@ async fn manual_ami(scenario: &Scenario) -> FakeAmi {
     ami
 }
 
+/// A new tenant under the master tenant.
+async fn other_tenant(s: &TestServer) -> String {
+    let (_, other) = s
+        .post("/tenants", &s.admin_token, json!({"name": "other", "slug": "other"}))
+        .await;
+    other["uuid"].as_str().expect("tenant").to_string()
+}
+
+/// A calld request by the admin, scoped to `tenant`.
+async fn as_tenant(s: &TestServer, tenant: &str, method: Method, path: &str) -> (StatusCode, Value) {
+    s.call_with_headers(
+        method,
+        &format!("{CALLD}/{path}"),
+        Some(&s.admin_token),
+        None,
+        &[("Accent-Tenant", tenant)],
+    )
+    .await
+}
+
 /// The recording's ARI side, released step by step by the test.
 async fn manual_ari(scenario: &Scenario) -> FakeAri {
     FakeAri::start(
@@ -172,6 +192,14 @@ async fn calls_show_both_legs_with_their_users_and_hang_up_over_ari() {
     let (code, one) = s.get(&format!("{CALLD}/calls/{BOB_CALL}"), &t).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(&one, callee);
+    let (_, lines) = s.get(&format!("{CALLD}/lines"), &t).await;
+    let counts: Vec<&Value> = lines["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|l| &l["current_call_count"])
+        .collect();
+    assert_eq!(counts, [1, 1], "each line carries one leg: {lines}");
     let (code, body) = s.get(&format!("{CALLD}/calls/1795874804.99"), &t).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert_eq!(body["error_id"], "no-such-call");
@@ -210,28 +238,12 @@ async fn calls_show_both_legs_with_their_users_and_hang_up_over_ari() {
     assert_eq!(code, StatusCode::NO_CONTENT);
 
     // Another tenant sees none of them.
-    let (_, other) = s.post("/tenants", &t, json!({"name": "other", "slug": "other"})).await;
-    let other = other["uuid"].as_str().expect("tenant").to_string();
-    let (code, list) = s
-        .call_with_headers(
-            Method::GET,
-            &format!("{CALLD}/calls"),
-            Some(&t),
-            None,
-            &[("Accent-Tenant", other.as_str())],
-        )
-        .await;
-    assert_eq!(code, StatusCode::OK);
-    assert_eq!(list["items"], json!([]));
-    let (code, _) = s
-        .call_with_headers(
-            Method::DELETE,
-            &format!("{CALLD}/calls/{ALICE_CALL}"),
-            Some(&t),
-            None,
-            &[("Accent-Tenant", other.as_str())],
-        )
-        .await;
+    let other = other_tenant(&s).await;
+    assert_eq!(
+        as_tenant(&s, &other, Method::GET, "calls").await,
+        (StatusCode::OK, json!({"items": []}))
+    );
+    let (code, _) = as_tenant(&s, &other, Method::DELETE, &format!("calls/{ALICE_CALL}")).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 
     // Bad queries and tokens.
@@ -912,4 +924,116 @@ async fn originate_rings_the_users_line_then_goes_to_the_destination() {
         .await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     assert_eq!(originates(&ari).len(), before, "nothing sent for bad requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_and_trunks_show_registration_and_calls_with_events() {
+    // Scenario 20: 2001 and 2002 register, then unregister.
+    let scenario = Scenario::load("20").expect("scenario");
+    let ami = manual_ami(&scenario).await;
+    let s = TestServer::start_with_ami(&ami).await;
+    let t = s.admin_token.clone();
+    default_context(&s).await;
+    let alice = user(&s, "Alice", "alice", "2001").await;
+    let bob = user(&s, "Bob", "bob", "2002").await;
+    let (code, trunk) = s.post(&format!("{C}/trunks"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::CREATED, "{trunk}");
+    let (_, sip) = s
+        .post(
+            &format!("{C}/endpoints/sip"),
+            &t,
+            json!({"name": "pstn-trunk", "label": "provider"}),
+        )
+        .await;
+    let (code, _) = s
+        .put(
+            &format!(
+                "{C}/trunks/{}/endpoints/sip/{}",
+                trunk["id"],
+                sip["uuid"].as_str().expect("uuid")
+            ),
+            &t,
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let mut rx = s.app().bus.subscribe();
+    let line_of = |u: &Value| u["lines"][0]["id"].clone();
+
+    let (code, lines) = s.get(&format!("{CALLD}/lines"), &t).await;
+    assert_eq!(code, StatusCode::OK, "{lines}");
+    assert_eq!(lines["total"], 2);
+    assert_eq!(
+        lines["items"][0],
+        json!({"id": line_of(&alice), "type": "line", "technology": "sip", "name": "2001",
+               "registered": null, "current_call_count": 0}),
+        "not reported by Asterisk yet"
+    );
+
+    // Both register.
+    let timeline = ami.recording().timeline().to_vec();
+    let registered = past_nth(&timeline, 2, |m| {
+        m.get("Event") == Some("DeviceStateChange") && m.get("Device").is_some_and(|d| d.starts_with("PJSIP/"))
+    });
+    ami.replay_next(registered);
+    {
+        let live = s.app().live.clone();
+        wait_for("registered", || live.device_state("PJSIP/2002").is_some()).await;
+    }
+    let (_, lines) = s.get(&format!("{CALLD}/lines"), &t).await;
+    let regs: Vec<&Value> = lines["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|l| &l["registered"])
+        .collect();
+    assert_eq!(regs, [true, true], "{lines}");
+    let (code, trunks) = s.get(&format!("{CALLD}/trunks"), &t).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        trunks["items"],
+        json!([{"id": trunk["id"], "type": "trunk", "technology": "sip", "name": "pstn-trunk",
+                "registered": null, "current_call_count": 0}])
+    );
+
+    // Both unregister: events for each change.
+    ami.replay_all();
+    {
+        let live = s.app().live.clone();
+        wait_for("unregistered", || {
+            live.device_state("PJSIP/2001")
+                .is_some_and(|d| d.state == accentd::control::model::DeviceStateValue::Unavailable)
+        })
+        .await;
+    }
+    let mut events = Vec::new();
+    wait_for("status events", || {
+        events.extend(drain(&mut rx, "line_status_updated"));
+        events.iter().filter(|e| e["data"]["registered"] == false).count() == 2
+    })
+    .await;
+    let alice_regs: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["data"]["id"] == line_of(&alice))
+        .map(|e| &e["data"]["registered"])
+        .collect();
+    assert_eq!(alice_regs, [true, false], "{events:#?}");
+    let e = &events[0];
+    assert_eq!(e["tenant_uuid"], alice["tenant_uuid"]);
+    assert_eq!(e["user_uuid:*"], true, "{e}");
+    assert!(
+        e["required_acl"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("events.lines.")),
+        "{e}"
+    );
+    assert!(events.iter().any(|e| e["data"]["id"] == line_of(&bob)));
+
+    // Tenants and ACLs.
+    let me = s.login("alice", "pw-alice-123").await;
+    let (code, _) = s.get(&format!("{CALLD}/lines"), &me).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let other = other_tenant(&s).await;
+    let (code, list) = as_tenant(&s, &other, Method::GET, "lines").await;
+    assert_eq!((code, &list["items"]), (StatusCode::OK, &json!([])));
 }

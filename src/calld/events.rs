@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::owners::Owner;
+use super::owners::{EndpointKind, Owner};
 use super::CalldService;
 use crate::bus::{escape_key, EventSpec};
 use crate::control::model::{Channel, ChannelState};
@@ -35,6 +35,8 @@ struct Last {
 struct Publisher {
     svc: Arc<CalldService>,
     last: HashMap<String, Last>,
+    /// The last status published per line/trunk endpoint.
+    statuses: HashMap<(EndpointKind, i64), Value>,
 }
 
 impl Publisher {
@@ -146,6 +148,37 @@ impl Publisher {
         self.publish("call_ended", "calls.call.ended", &owner, call);
     }
 
+    /// A device changed (state, a channel came or went): its line's or trunk's status, if
+    /// that changed.
+    async fn endpoint_changed(&mut self, device: &str) {
+        let owners = match self.svc.owners.get(&self.svc.store).await {
+            Ok(owners) => owners,
+            Err(e) => {
+                tracing::warn!(error = %e, device, "cannot read the endpoints");
+                return;
+            }
+        };
+        let Some(rec) = owners.endpoint_of(device) else {
+            return;
+        };
+        let counts = self.svc.call_counts();
+        let status = self.svc.endpoint_status(rec, &counts);
+        let key = (rec.kind, rec.id);
+        if self.statuses.get(&key) == Some(&status) {
+            return;
+        }
+        self.statuses.insert(key, status.clone());
+        let kind = rec.kind.as_str();
+        self.svc.bus.publish(
+            EventSpec::new(
+                format!("{kind}_status_updated"),
+                format!("{kind}s.{}.status.updated", rec.id),
+                status,
+            )
+            .tenant(rec.tenant),
+        );
+    }
+
     /// After missing changes (lagging behind the stream): compare with the state as it is.
     async fn catch_up(&mut self) {
         let live = self.svc.live.channels();
@@ -183,6 +216,7 @@ pub fn spawn(svc: Arc<CalldService>, shutdown: CancellationToken) -> tokio::task
         let mut publisher = Publisher {
             svc: svc.clone(),
             last: HashMap::new(),
+            statuses: HashMap::new(),
         };
         let Some(mut pokes) = pokes else {
             tracing::error!("call events already running");
@@ -195,10 +229,16 @@ pub fn spawn(svc: Arc<CalldService>, shutdown: CancellationToken) -> tokio::task
                 _ = shutdown.cancelled() => break,
                 change = changes.recv() => match change {
                     Ok(change) => match &*change {
-                        StateChange::ChannelCreated(ch) | StateChange::ChannelUpdated(ch) => {
+                        StateChange::ChannelCreated(ch) => {
                             publisher.changed(ch).await;
+                            publisher.endpoint_changed(&ch.endpoint).await;
                         }
-                        StateChange::ChannelGone(ch) => publisher.gone(ch).await,
+                        StateChange::ChannelUpdated(ch) => publisher.changed(ch).await,
+                        StateChange::ChannelGone(ch) => {
+                            publisher.gone(ch).await;
+                            publisher.endpoint_changed(&ch.endpoint).await;
+                        }
+                        StateChange::DeviceStateChanged(ds) => publisher.endpoint_changed(&ds.device).await,
                         _ => {}
                     },
                     Err(RecvError::Lagged(n)) => {

@@ -36,10 +36,36 @@ impl Owner {
     }
 }
 
-/// Device (`PJSIP/<endpoint name>`) -> owner.
+/// Whether an endpoint serves a line or a trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndpointKind {
+    Line,
+    Trunk,
+}
+
+/// A line's or trunk's endpoint, as `/lines` and `/trunks` list them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRec {
+    pub kind: EndpointKind,
+    /// The line or trunk id.
+    pub id: i64,
+    pub tenant: Uuid,
+    /// `sip`, `sccp`, `iax` or `custom`, as confd names them.
+    pub technology: &'static str,
+    /// The endpoint's name in Asterisk (a custom endpoint's interface).
+    pub name: String,
+    /// The device its channels belong to (`PJSIP/<name>`, the custom interface); `None`
+    /// when accentd cannot tell (SCCP, IAX).
+    pub device: Option<String>,
+}
+
+/// Device (`PJSIP/<endpoint>`) -> owner, and every line and trunk endpoint.
 #[derive(Debug, Default, Clone)]
 pub struct Owners {
     by_device: HashMap<String, Owner>,
+    endpoints: Vec<EndpointRec>,
+    /// Device -> index in `endpoints`.
+    endpoint_by_device: HashMap<String, usize>,
 }
 
 fn uuid(s: &str) -> rusqlite::Result<Uuid> {
@@ -95,13 +121,81 @@ impl Owners {
             let (name, owner) = row?;
             by_device.insert(format!("PJSIP/{name}"), owner);
         }
-        Ok(Owners { by_device })
+        let endpoints = load_endpoints(c)?;
+        let endpoint_by_device = endpoints
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.device.clone().map(|d| (d, i)))
+            .collect();
+        Ok(Owners {
+            by_device,
+            endpoints,
+            endpoint_by_device,
+        })
+    }
+
+    /// The line or trunk endpoint whose channels belong to `device`.
+    pub fn endpoint_of(&self, device: &str) -> Option<&EndpointRec> {
+        self.endpoint_by_device.get(device).and_then(|&i| self.endpoints.get(i))
+    }
+
+    /// Every line and trunk endpoint, lines first, each by id.
+    pub fn endpoints(&self) -> &[EndpointRec] {
+        &self.endpoints
     }
 
     /// The owner of a channel's device (`Channel::endpoint`).
     pub fn of(&self, device: &str) -> Option<&Owner> {
         self.by_device.get(device)
     }
+}
+
+/// Lines (SIP, SCCP, custom) and trunks (SIP, IAX, custom) with their endpoints.
+fn load_endpoints(c: &Connection) -> rusqlite::Result<Vec<EndpointRec>> {
+    let mut out = Vec::new();
+    for (kind, sql) in [
+        (
+            EndpointKind::Line,
+            "SELECT x.id, x.tenant_uuid, json_extract(s.doc, '$.name'), json_extract(sc.doc, '$.name'), \
+                    cu.interface, NULL \
+             FROM confd_line x JOIN confd_line_endpoint le ON le.line_id = x.id \
+             LEFT JOIN confd_endpoint_sip s ON s.id = le.sip_id \
+             LEFT JOIN confd_endpoint_sccp sc ON sc.id = le.sccp_id \
+             LEFT JOIN confd_endpoint_custom cu ON cu.id = le.custom_id ORDER BY x.id",
+        ),
+        (
+            EndpointKind::Trunk,
+            "SELECT x.id, x.tenant_uuid, json_extract(s.doc, '$.name'), NULL, cu.interface, te.iax_id \
+             FROM confd_trunk x JOIN confd_trunk_endpoint te ON te.trunk_id = x.id \
+             LEFT JOIN confd_endpoint_sip s ON s.id = te.sip_id \
+             LEFT JOIN confd_endpoint_custom cu ON cu.id = te.custom_id ORDER BY x.id",
+        ),
+    ] {
+        let mut stmt = c.prepare(sql)?;
+        let rows = stmt.query_map([], |r| {
+            let (id, tenant): (i64, String) = (r.get(0)?, r.get(1)?);
+            let (sip, sccp, custom, iax): (Option<String>, Option<String>, Option<String>, Option<i64>) =
+                (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+            let (technology, name, device) = match (sip, sccp, custom, iax) {
+                (Some(n), ..) => ("sip", n.clone(), Some(format!("PJSIP/{n}"))),
+                (_, Some(n), ..) => ("sccp", n, None),
+                (_, _, Some(i), _) => ("custom", i.clone(), Some(i)),
+                _ => ("iax", String::new(), None),
+            };
+            Ok(EndpointRec {
+                kind,
+                id,
+                tenant: uuid(&tenant)?,
+                technology,
+                name,
+                device,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    Ok(out)
 }
 
 /// The owners as of the store's last commit: reloaded only when something was written since

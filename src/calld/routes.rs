@@ -10,6 +10,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::actions::RecordOp;
 use super::calls::ListQuery;
+use super::owners::EndpointKind;
 use super::CalldService;
 use crate::api::body::{limited_bytes, parse_json_object, raw_query};
 use crate::api::error::ApiError;
@@ -167,6 +168,27 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
         });
 
     let s = svc.clone();
+    let endpoints = warp::path!(String)
+        .and(warp::get())
+        .and_then(|what: String| async move {
+            match what.as_str() {
+                "lines" => Ok(EndpointKind::Line),
+                "trunks" => Ok(EndpointKind::Trunk),
+                _ => Err(warp::reject::not_found()),
+            }
+        })
+        .and(authed.clone())
+        .and(raw_query())
+        .then(move |kind: EndpointKind, caller: Caller, q: String| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require(&format!("calld.{}s.read", kind.as_str()))?;
+                let items = svc.endpoint_statuses(&scope, kind, &query(&q)?).await?;
+                Ok(warp::reply::json(&items).into_response())
+            })
+        });
+
+    let s = svc.clone();
     let create = warp::path!("calls")
         .and(warp::post())
         .and(authed.clone())
@@ -262,6 +284,8 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .or(act)
                 .unify()
                 .or(create)
+                .unify()
+                .or(endpoints)
                 .unify()
                 .or(my_create)
                 .unify()
