@@ -127,6 +127,7 @@ async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
         c.ari.app = "accent".into();
     })
     .await;
+    let mut changes = s.app().live.subscribe();
     {
         let app = s.app();
         wait_for("links up", || {
@@ -135,6 +136,17 @@ async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
         })
         .await;
     }
+    // The resync after the links came up reads Asterisk's lists: the replay starts after it,
+    // as a real call would start after accentd started.
+    let mut resynced = false;
+    wait_for("first resync", || {
+        while let Ok(c) = changes.try_recv() {
+            resynced |= matches!(*c, accentd::control::StateChange::Resynced(_));
+        }
+        resynced
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     default_context(&s).await;
     let alice = user(&s, "Alice", "alice", "2001").await;
     let bob = user(&s, "Bob", "bob", "2002").await;
@@ -301,6 +313,21 @@ fn drain(rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<accentd::bus::
     out
 }
 
+/// Waits for `n` events whose name starts with `prefix`.
+async fn collect(
+    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<accentd::bus::Event>>,
+    prefix: &str,
+    n: usize,
+) -> Vec<Value> {
+    let mut events = Vec::new();
+    wait_for(prefix, || {
+        events.extend(drain(rx, prefix));
+        events.len() >= n
+    })
+    .await;
+    events
+}
+
 /// The names of the events about one call, in order.
 fn names_for(events: &[Value], call_id: &str) -> Vec<String> {
     events
@@ -401,6 +428,25 @@ fn sent(ami: &FakeAmi, name: &str) -> Vec<Vec<(String, String)>> {
                 .collect()
         })
         .collect()
+}
+
+/// How many call-control actions the fake AMI got (not the pings and resync lists).
+fn control_actions(ami: &FakeAmi) -> usize {
+    const CONTROL: [&str; 9] = [
+        "MuteAudio",
+        "PJSIPNotify",
+        "PlayDTMF",
+        "MixMonitor",
+        "StopMixMonitor",
+        "MixMonitorMute",
+        "BlindTransfer",
+        "Atxfer",
+        "CancelAtxfer",
+    ];
+    ami.received_actions()
+        .iter()
+        .filter(|a| a.get("Action").is_some_and(|n| CONTROL.contains(&n)))
+        .count()
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -525,12 +571,7 @@ async fn mute_hold_answer_dtmf_and_record_go_to_asterisk_over_ami() {
     assert_eq!(sent(&ami, "StopMixMonitor"), [pairs(&[("Channel", alice_chan)])]);
     let (_, one) = s.get(&call(""), &t).await;
     assert_eq!(one["record_state"], "inactive");
-    let mut recording = Vec::new();
-    wait_for("recording events", || {
-        recording.extend(drain(&mut rx, "recording_"));
-        recording.len() == 4
-    })
-    .await;
+    let recording = collect(&mut rx, "recording_", 4).await;
     let names: Vec<&str> = recording.iter().filter_map(|e| e["name"].as_str()).collect();
     assert_eq!(
         names,
@@ -544,14 +585,14 @@ async fn mute_hold_answer_dtmf_and_record_go_to_asterisk_over_ami() {
     assert_eq!(recording[0]["data"]["record_state"], "active");
 
     // Unknown actions and verbs are 404s; unknown calls too, with nothing sent.
-    let before = ami.received_actions().len();
+    let before = control_actions(&ami);
     let (code, _) = s.put(&call("mute/maybe"), &t, json!({})).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     let (code, _) = s.put(&call("fly"), &t, json!({})).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     let (code, body) = s.put(&format!("{CALLD}/calls/9.9/mute/start"), &t, json!({})).await;
     assert_eq!(body["error_id"], "no-such-call", "{code} {body}");
-    assert_eq!(ami.received_actions().len(), before);
+    assert_eq!(control_actions(&ami), before);
 
     // Asterisk says the channel is gone: 404; refuses otherwise: 503.
     ami.respond_with(
@@ -585,12 +626,12 @@ async fn users_control_only_their_own_calls() {
     assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
     let (code, body) = s.put(&mine("dtmf?digits=5", ALICE_CALL), &me, json!({})).await;
     assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
-    let before = ami.received_actions().len();
+    let before = control_actions(&ami);
     for path in ["mute/start", "record/start", "dtmf?digits=5", "hold/start", "answer"] {
         let (code, body) = s.put(&mine(path, BOB_CALL), &me, json!({})).await;
         assert_eq!(code, StatusCode::NOT_FOUND, "{path}: {body}");
     }
-    assert_eq!(ami.received_actions().len(), before, "nothing sent for Bob's call");
+    assert_eq!(control_actions(&ami), before, "nothing sent for Bob's call");
     // A user's token does not open the admin routes.
     let (code, _) = s
         .put(&format!("{CALLD}/calls/{ALICE_CALL}/mute/stop"), &me, json!({}))
@@ -904,7 +945,7 @@ async fn originate_rings_the_users_line_then_goes_to_the_destination() {
         .expect("send");
     assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
     let huge = json!({"source": {"user": alice_uuid}, "destination": {"context": "default", "extension": "2002", "priority": 1},
-                      "variables": {"BIG": "x".repeat(2 << 20)}});
+                      "variables": {"BIG": "x".repeat(1 << 20)}});
     let (code, _) = s.post(&format!("{CALLD}/calls"), &t, huge).await;
     assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
     // A user originates only from their own lines, with their own ACL.
@@ -935,6 +976,18 @@ async fn lines_and_trunks_show_registration_and_calls_with_events() {
     let t = s.admin_token.clone();
     default_context(&s).await;
     let alice = user(&s, "Alice", "alice", "2001").await;
+    let (_, custom) = s
+        .post(&format!("{C}/endpoints/custom"), &t, json!({"interface": "dahdi/g1"}))
+        .await;
+    let (_, dahdi) = s.post(&format!("{C}/trunks"), &t, json!({})).await;
+    let (code, _) = s
+        .put(
+            &format!("{C}/trunks/{}/endpoints/custom/{}", dahdi["id"], custom["id"]),
+            &t,
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
     let bob = user(&s, "Bob", "bob", "2002").await;
     let (code, trunk) = s.post(&format!("{C}/trunks"), &t, json!({})).await;
     assert_eq!(code, StatusCode::CREATED, "{trunk}");
@@ -963,12 +1016,8 @@ async fn lines_and_trunks_show_registration_and_calls_with_events() {
     let (code, lines) = s.get(&format!("{CALLD}/lines"), &t).await;
     assert_eq!(code, StatusCode::OK, "{lines}");
     assert_eq!(lines["total"], 2);
-    assert_eq!(
-        lines["items"][0],
-        json!({"id": line_of(&alice), "type": "line", "technology": "sip", "name": "2001",
-               "registered": null, "current_call_count": 0}),
-        "not reported by Asterisk yet"
-    );
+    assert_eq!(lines["items"][0]["id"], line_of(&alice));
+    assert_eq!(lines["items"][0]["name"], "2001");
 
     // Both register.
     let timeline = ami.recording().timeline().to_vec();
@@ -990,10 +1039,22 @@ async fn lines_and_trunks_show_registration_and_calls_with_events() {
     assert_eq!(regs, [true, true], "{lines}");
     let (code, trunks) = s.get(&format!("{CALLD}/trunks"), &t).await;
     assert_eq!(code, StatusCode::OK);
+    let items = trunks["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{trunks}");
     assert_eq!(
-        trunks["items"],
-        json!([{"id": trunk["id"], "type": "trunk", "technology": "sip", "name": "pstn-trunk",
-                "registered": null, "current_call_count": 0}])
+        (
+            &items[1]["id"],
+            &items[1]["technology"],
+            &items[1]["name"],
+            &items[1]["current_call_count"]
+        ),
+        (&trunk["id"], &json!("sip"), &json!("pstn-trunk"), &json!(0))
+    );
+    assert_eq!(
+        items[0],
+        json!({"id": dahdi["id"], "type": "trunk", "technology": "custom", "name": "dahdi/g1",
+               "registered": null, "current_call_count": 0}),
+        "no status for what Asterisk's device states do not cover"
     );
 
     // Both unregister: events for each change.
@@ -1036,4 +1097,290 @@ async fn lines_and_trunks_show_registration_and_calls_with_events() {
     let other = other_tenant(&s).await;
     let (code, list) = as_tenant(&s, &other, Method::GET, "lines").await;
     assert_eq!((code, &list["items"]), (StatusCode::OK, &json!([])));
+}
+
+/// A channel event in the shape scenario 21 recorded (`Newchannel`, `Newstate`,
+/// `BridgeEnter`, `Hangup`...): the channel block of `chan`, then `extra` headers.
+fn chan_event(event: &str, at: &str, chan: (&str, &str, &str, &str), extra: &[(&str, &str)]) -> String {
+    let (name, uniqueid, state, number) = chan;
+    let code = match state {
+        "Up" => "6",
+        "Ringing" => "5",
+        _ => "0",
+    };
+    let mut text = format!(
+        "Event: {event}\r\nPrivilege: call,all\r\nTimestamp: {at}\r\nChannel: {name}\r\nChannelState: {code}\r\n\
+         ChannelStateDesc: {state}\r\nCallerIDNum: {number}\r\nCallerIDName: <unknown>\r\nConnectedLineNum: <unknown>\r\n\
+         ConnectedLineName: <unknown>\r\nLanguage: en\r\nAccountCode: \r\nContext: default\r\nExten: \r\nPriority: 1\r\n\
+         Uniqueid: {uniqueid}\r\nLinkedid: {ALICE_CALL}\r\n"
+    );
+    for (k, v) in extra {
+        text.push_str(&format!("{k}: {v}\r\n"));
+    }
+    text.push_str("\r\n");
+    text
+}
+
+fn bridge_headers(id: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("BridgeUniqueid", id),
+        ("BridgeType", "basic"),
+        ("BridgeTechnology", "simple_bridge"),
+        ("BridgeCreator", "<unknown>"),
+        ("BridgeName", "<unknown>"),
+        ("BridgeNumChannels", "1"),
+        ("BridgeVideoSourceMode", "none"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_and_attended_transfers_with_their_events() {
+    let (ami, _ari, s, alice, bob) = bridged_call().await;
+    ami.respond_with(
+        "BlindTransfer",
+        Some(vec![accentd::ami::frame::AmiMessage::new()
+            .with("Response", "Success")
+            .with("Message", "Transfer succeeded")]),
+    );
+    for action in ["Atxfer", "CancelAtxfer", "Hangup"] {
+        ami.respond_with(action, Some(ami_success()));
+    }
+    let t = s.admin_token.clone();
+    let alice_uuid = alice["uuid"].as_str().expect("uuid").to_string();
+    let mut rx = s.app().bus.subscribe();
+    let me = s.login("alice", "pw-alice-123").await;
+    let bob_token = s.login("bob", "pw-bob-123").await;
+    let alice_chan = "PJSIP/2001-00000000";
+
+    // Blind: Asterisk moves Bob at once.
+    let (code, tr) = s
+        .post(
+            &format!("{CALLD}/transfers"),
+            &t,
+            json!({"transferred_call": BOB_CALL, "initiator_call": ALICE_CALL, "context": "default", "exten": "2003", "flow": "blind"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{tr}");
+    assert_eq!(tr["status"], "blind_transferred");
+    assert_eq!(tr["initiator_uuid"], alice_uuid.as_str());
+    assert_eq!(tr["initiator_tenant_uuid"], alice["tenant_uuid"]);
+    assert_eq!(
+        sent(&ami, "BlindTransfer"),
+        [pairs(&[
+            ("Channel", alice_chan),
+            ("Context", "default"),
+            ("Exten", "2003")
+        ])]
+    );
+    let events = collect(&mut rx, "transfer_", 3).await;
+    let names: Vec<&str> = events.iter().filter_map(|e| e["name"].as_str()).collect();
+    assert_eq!(names, ["transfer_created", "transfer_completed", "transfer_ended"]);
+    assert_eq!(events[0]["required_acl"], format!("events.transfers.{alice_uuid}"));
+
+    // Attended by the user, cancelled.
+    let (code, tr) = s
+        .post(
+            &format!("{CALLD}/users/me/transfers"),
+            &me,
+            json!({"initiator_call": ALICE_CALL, "exten": "2003"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{tr}");
+    assert_eq!(
+        (tr["status"].as_str(), tr["flow"].as_str()),
+        (Some("starting"), Some("attended"))
+    );
+    assert_eq!(tr["transferred_call"], BOB_CALL);
+    assert_eq!(
+        sent(&ami, "Atxfer"),
+        [pairs(&[
+            ("Channel", alice_chan),
+            ("Context", "from-internal"),
+            ("Exten", "2003")
+        ])],
+        "in the context the call came from"
+    );
+    let id = tr["id"].as_str().expect("id").to_string();
+    let (_, mine) = s.get(&format!("{CALLD}/users/me/transfers"), &me).await;
+    assert_eq!(mine["items"][0]["id"], id.as_str());
+    let (code, again) = s
+        .post(
+            &format!("{CALLD}/users/me/transfers"),
+            &me,
+            json!({"initiator_call": ALICE_CALL, "exten": "2004"}),
+        )
+        .await;
+    assert_eq!(
+        (code, again["error_id"].clone()),
+        (StatusCode::CONFLICT, json!("transfer-already-started"))
+    );
+    let (code, _) = s.get(&format!("{CALLD}/transfers/{id}"), &t).await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, _) = s.delete(&format!("{CALLD}/users/me/transfers/{id}"), &bob_token).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "not Bob's transfer");
+    let (code, _) = s.delete(&format!("{CALLD}/users/me/transfers/{id}"), &me).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_eq!(sent(&ami, "CancelAtxfer"), [pairs(&[("Channel", alice_chan)])]);
+    let (code, _) = s.get(&format!("{CALLD}/transfers/{id}"), &t).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "gone once cancelled");
+
+    // Attended again, followed through Asterisk's events until Bob talks to Carol.
+    let (code, tr) = s
+        .post(
+            &format!("{CALLD}/transfers"),
+            &t,
+            json!({"transferred_call": BOB_CALL, "initiator_call": ALICE_CALL, "context": "default", "exten": "2003"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{tr}");
+    let id = tr["id"].as_str().expect("id").to_string();
+    let at = "1795874807.000000";
+    let alice_up = (alice_chan, ALICE_CALL, "Up", "2001");
+    let carol_ringing = ("PJSIP/2003-00000009", "1795874804.9", "Ringing", "2003");
+    let carol_up = ("PJSIP/2003-00000009", "1795874804.9", "Up", "2003");
+    let bob_up = ("PJSIP/2002-00000001", BOB_CALL, "Up", "2002");
+    let bridge = bridge_headers("xfer-bridge");
+    ami.send_raw(chan_event("Newchannel", at, carol_ringing, &[]).as_bytes());
+    ami.send_raw(chan_event("BridgeEnter", at, alice_up, &bridge).as_bytes());
+    ami.send_raw(chan_event("BridgeEnter", at, carol_ringing, &bridge).as_bytes());
+    wait_for("ringback", || {
+        s.app()
+            .calld
+            .get_transfer_status(&id)
+            .is_some_and(|(st, r)| st == "ringback" && r.as_deref() == Some("1795874804.9"))
+    })
+    .await;
+    ami.send_raw(chan_event("Newstate", "1795874808.000000", carol_up, &[]).as_bytes());
+    wait_for("answered", || {
+        s.app()
+            .calld
+            .get_transfer_status(&id)
+            .is_some_and(|(st, _)| st == "answered")
+    })
+    .await;
+    let (code, body) = s.put(&format!("{CALLD}/transfers/{id}/complete"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(sent(&ami, "Hangup"), [pairs(&[("Channel", alice_chan)])]);
+    ami.send_raw(
+        chan_event(
+            "Hangup",
+            "1795874809.000000",
+            alice_up,
+            &[("Cause", "16"), ("Cause-txt", "Normal Clearing")],
+        )
+        .as_bytes(),
+    );
+    ami.send_raw(chan_event("BridgeEnter", "1795874809.000000", bob_up, &bridge).as_bytes());
+    let mut events = Vec::new();
+    wait_for("completed", || {
+        events.extend(drain(&mut rx, "transfer_"));
+        events
+            .iter()
+            .any(|e| e["name"] == "transfer_ended" && e["data"]["id"] == id.as_str())
+    })
+    .await;
+    let names: Vec<&str> = events
+        .iter()
+        .filter(|e| e["data"]["id"] == id.as_str())
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "transfer_created",
+            "transfer_updated",
+            "transfer_updated",
+            "transfer_answered",
+            "transfer_completed",
+            "transfer_ended"
+        ]
+    );
+    let answered = events
+        .iter()
+        .find(|e| e["name"] == "transfer_answered")
+        .expect("answered");
+    assert_eq!(answered["data"]["recipient_call"], "1795874804.9");
+    let (code, _) = s.get(&format!("{CALLD}/transfers/{id}"), &t).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let _ = bob;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_transfers_are_refused_with_nothing_sent() {
+    let (ami, _ari, s, _alice, _bob) = bridged_call().await;
+    ami.respond_with("Atxfer", Some(ami_success()));
+    let t = s.admin_token.clone();
+    let body = |transferred: &str, initiator: &str, extra: Value| {
+        let mut b = json!({"transferred_call": transferred, "initiator_call": initiator, "context": "default", "exten": "2003"});
+        if let (Some(b), Some(extra)) = (b.as_object_mut(), extra.as_object()) {
+            b.extend(extra.clone());
+        }
+        b
+    };
+    let cases = [
+        (
+            body(ALICE_CALL, ALICE_CALL, json!({})),
+            StatusCode::BAD_REQUEST,
+            "transfer-creation-error",
+        ),
+        (
+            body("9.9", ALICE_CALL, json!({})),
+            StatusCode::NOT_FOUND,
+            "no-such-call",
+        ),
+        (
+            body(BOB_CALL, ALICE_CALL, json!({"exten": "20;03"})),
+            StatusCode::BAD_REQUEST,
+            "invalid-data",
+        ),
+        (
+            body(BOB_CALL, ALICE_CALL, json!({"flow": "sideways"})),
+            StatusCode::BAD_REQUEST,
+            "invalid-data",
+        ),
+        (
+            body(BOB_CALL, ALICE_CALL, json!({"variables": {"A": "b"}})),
+            StatusCode::BAD_REQUEST,
+            "invalid-data",
+        ),
+        (
+            body(BOB_CALL, ALICE_CALL, json!({"timeout": 20})),
+            StatusCode::BAD_REQUEST,
+            "invalid-data",
+        ),
+        (
+            body(BOB_CALL, ALICE_CALL, json!({"extra": 1})),
+            StatusCode::BAD_REQUEST,
+            "invalid-data",
+        ),
+        (
+            json!({"initiator_call": ALICE_CALL}),
+            StatusCode::BAD_REQUEST,
+            "invalid-data",
+        ),
+    ];
+    for (req, status, error_id) in cases {
+        let (code, err) = s.post(&format!("{CALLD}/transfers"), &t, req.clone()).await;
+        assert_eq!(
+            (code, err["error_id"].clone()),
+            (status, json!(error_id)),
+            "{req}: {err}"
+        );
+    }
+    assert!(sent(&ami, "Atxfer").is_empty());
+    // Another user's call cannot be the initiator of a user's transfer.
+    let me = s.login("alice", "pw-alice-123").await;
+    let (code, _) = s
+        .post(
+            &format!("{CALLD}/users/me/transfers"),
+            &me,
+            json!({"initiator_call": BOB_CALL, "exten": "2003"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = s.delete(&format!("{CALLD}/transfers/nope"), &t).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _) = s.put(&format!("{CALLD}/transfers/nope/complete"), &t, json!({})).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert!(sent(&ami, "Atxfer").is_empty());
 }

@@ -140,7 +140,7 @@ impl CalldService {
             .ok_or_else(|| unreachable("ami", "AMI is not configured"))
     }
 
-    async fn ami_send(&self, id: &str, action: AmiMessage) -> Result<(), ApiError> {
+    pub(super) async fn ami_send(&self, id: &str, action: AmiMessage) -> Result<(), ApiError> {
         self.ami_link()?
             .send(action)
             .await

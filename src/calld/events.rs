@@ -231,11 +231,16 @@ pub fn spawn(svc: Arc<CalldService>, shutdown: CancellationToken) -> tokio::task
                     Ok(change) => match &*change {
                         StateChange::ChannelCreated(ch) => {
                             publisher.changed(ch).await;
+                            svc.follow_transfers(ch, false);
                             publisher.endpoint_changed(&ch.endpoint).await;
                         }
-                        StateChange::ChannelUpdated(ch) => publisher.changed(ch).await,
+                        StateChange::ChannelUpdated(ch) => {
+                            publisher.changed(ch).await;
+                            svc.follow_transfers(ch, false);
+                        }
                         StateChange::ChannelGone(ch) => {
                             publisher.gone(ch).await;
+                            svc.follow_transfers(ch, true);
                             publisher.endpoint_changed(&ch.endpoint).await;
                         }
                         StateChange::DeviceStateChanged(ds) => publisher.endpoint_changed(&ds.device).await,

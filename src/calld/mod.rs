@@ -10,6 +10,7 @@ pub mod events;
 pub mod originate;
 pub mod owners;
 mod routes;
+pub mod transfers;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -45,6 +46,8 @@ pub struct CalldService {
     owners: OwnersCache,
     /// Channel id -> what calld did to it (mute, recording); dropped when the channel is gone.
     marks: DashMap<String, Marks>,
+    /// Attended transfers in progress, by id.
+    transfers: DashMap<String, transfers::Transfer>,
     pokes: mpsc::UnboundedSender<String>,
     pokes_rx: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
 }
@@ -70,6 +73,7 @@ impl CalldService {
             body_limit,
             owners: OwnersCache::default(),
             marks: DashMap::new(),
+            transfers: DashMap::new(),
             pokes,
             pokes_rx: Mutex::new(Some(rx)),
         }

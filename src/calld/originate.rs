@@ -92,7 +92,7 @@ fn invalid(error_id: &'static str, message: &str, details: Value) -> ApiError {
 }
 
 /// Dialplan text that cannot leave its argument (an extension, a context).
-fn check_dialplan_word(field: &str, value: &str) -> Result<(), ApiError> {
+pub(super) fn check_dialplan_word(field: &str, value: &str) -> Result<(), ApiError> {
     let ok = !value.is_empty()
         && value.len() <= 80
         && value

@@ -107,8 +107,116 @@ async fn run(
     }
 }
 
+fn no_content(r: Result<(), ApiError>) -> Result<Response, ApiError> {
+    r.map(|()| StatusCode::NO_CONTENT.into_response())
+}
+
+fn created(v: &serde_json::Value) -> Response {
+    warp::reply::with_status(warp::reply::json(v), StatusCode::CREATED).into_response()
+}
+
+/// `/transfers` and `/users/me/transfers`.
+fn transfer_routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
+    let authed = authenticated(svc.auth.clone());
+    // `me` prefix (or none) for a path; the ACL prefix that goes with it.
+    let me = || {
+        warp::path("users")
+            .and(warp::path("me"))
+            .map(|| true)
+            .or(warp::any().map(|| false))
+            .unify()
+    };
+    let acl = |mine: bool| {
+        if mine {
+            "calld.users.me.transfers"
+        } else {
+            "calld.transfers"
+        }
+    };
+
+    let s = svc.clone();
+    let create = me()
+        .and(warp::path!("transfers"))
+        .and(warp::post())
+        .and(authed.clone())
+        .and(limited_bytes(svc.body_limit))
+        .then(move |mine: bool, caller: Caller, body: bytes::Bytes| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require(&format!("{}.create", acl(mine)))?;
+                let t = if mine {
+                    svc.create_my_transfer(&scope, caller.user_uuid(), parse_json_object(&body)?)
+                        .await?
+                } else {
+                    svc.create_transfer(&scope, parse_json_object(&body)?).await?
+                };
+                Ok(created(&t))
+            })
+        });
+
+    let s = svc.clone();
+    let mine_list = warp::path!("users" / "me" / "transfers")
+        .and(warp::get())
+        .and(authed.clone())
+        .then(move |caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                caller.require("calld.users.me.transfers.read")?;
+                Ok(warp::reply::json(&svc.my_transfers(caller.user_uuid())).into_response())
+            })
+        });
+
+    let s = svc.clone();
+    let one = me()
+        .and(warp::path("transfers"))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::get().map(|| "read").or(warp::delete().map(|| "delete")).unify())
+        .and(authed.clone())
+        .then(move |mine: bool, id: String, verb: &'static str, caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require(&format!("{}.{}.{verb}", acl(mine), escape_param(&id)))?;
+                let user = mine.then(|| caller.user_uuid());
+                if verb == "read" {
+                    return Ok(warp::reply::json(&svc.get_transfer(&scope, &id, user)?).into_response());
+                }
+                no_content(svc.cancel_transfer(&scope, &id, user).await)
+            })
+        });
+
+    let s = svc;
+    let complete = me()
+        .and(warp::path("transfers"))
+        .and(warp::path::param::<String>())
+        .and(warp::path("complete"))
+        .and(warp::path::end())
+        .and(warp::put())
+        .and(authed)
+        .then(move |mine: bool, id: String, caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require(&format!("{}.{}.complete.update", acl(mine), escape_param(&id)))?;
+                no_content(
+                    svc.complete_transfer(&scope, &id, mine.then(|| caller.user_uuid()))
+                        .await,
+                )
+            })
+        });
+
+    create
+        .or(mine_list)
+        .unify()
+        .or(one)
+        .unify()
+        .or(complete)
+        .unify()
+        .boxed()
+}
+
 /// The calls routes, admin and `me`.
 pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
+    let transfers = transfer_routes(svc.clone());
     let authed = authenticated(svc.auth.clone());
 
     let s = svc.clone();
@@ -294,6 +402,8 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .or(my_hangup)
                 .unify()
                 .or(my_act)
+                .unify()
+                .or(transfers)
                 .unify(),
         )
         .boxed()
