@@ -1548,6 +1548,28 @@ fn check_resync(prefix: &str, t1: &str, t2: &str) {
     assert_eq!(a.state.view(), b.state.view(), "{prefix}: same end state");
 }
 
+#[test]
+fn a_marked_resync_mid_call_keeps_who_talks_to_whom() {
+    // The feed marks the state, reads Asterisk's lists, then resyncs: the channels it rebuilds
+    // from the lists must get their bridge back from the bridge lists.
+    for mode in MODES {
+        let s = scenario("21");
+        let mut r = Replay::new(s, mode);
+        r.until(at("14:06:48.000"));
+        r.until_settled();
+        let mut snap = snapshot_of(&r.state);
+        snap.mark = Some(r.state.mark());
+        r.state.resync(snap);
+        for id in ["1795874804.0", "1795874804.1"] {
+            let ch = r.state.channel(id).expect("still there");
+            assert!(ch.bridge_id.is_some(), "{mode:?}: {id} keeps its bridge: {ch:?}");
+            assert_eq!(ch.talking_to.len(), 1, "{mode:?}: {id}");
+        }
+        let call = call_of(&r.state, "1795874804.0");
+        assert_eq!(call.state, CallState::Up, "{mode:?}");
+    }
+}
+
 fn ghost_late(state: &LiveState) {
     let late = AmiMessage::new()
         .with("Event", "Newstate")

@@ -1180,7 +1180,11 @@ impl Writer {
 
     fn resync_lists(&mut self, snap: &Snapshot) {
         let mark = snap.mark.map(|m| m.0);
-        let live = |seq: u64| mark.is_some_and(|m| seq > m);
+        // Touched by an event after the mark, not by this resync itself (which runs under the
+        // sequence number `begin` just took): a channel the resync rebuilt must still take
+        // its bridge from the lists below.
+        let own = self.seq;
+        let live = move |seq: u64| mark.is_some_and(|m| seq > m && seq < own);
         let stamp = Stamp {
             ms: None,
             src: Source::Resync,
