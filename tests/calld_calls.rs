@@ -751,6 +751,12 @@ async fn hold_resume_and_digits_of_a_sip_call_are_events() {
     assert!(!bob_names.iter().any(|n| n == "call_held"), "{bob_names:?}");
 }
 
+/// The status and `error_id` of a refused `POST /users/me/calls`.
+async fn my_originate_error(s: &TestServer, token: &str, body: Value) -> (StatusCode, String) {
+    let (code, err) = s.post(&format!("{CALLD}/users/me/calls"), token, body).await;
+    (code, err["error_id"].as_str().unwrap_or_default().to_string())
+}
+
 /// The query and JSON body of the `POST /ari/channels` requests the fake ARI got.
 fn originates(ari: &FakeAri) -> Vec<(std::collections::BTreeMap<String, String>, Value)> {
     ari.requests()
@@ -829,16 +835,9 @@ async fn originate_rings_the_users_line_then_goes_to_the_destination() {
     );
 
     // From the mobile: through the line's context, once the user has a mobile number.
-    let (code, err) = s
-        .post(
-            &format!("{CALLD}/users/me/calls"),
-            &me,
-            json!({"extension": "2002", "from_mobile": true}),
-        )
-        .await;
     assert_eq!(
-        (code, err["error_id"].clone()),
-        (StatusCode::BAD_REQUEST, json!("user-missing-mobile"))
+        my_originate_error(&s, &me, json!({"extension": "2002", "from_mobile": true})).await,
+        (StatusCode::BAD_REQUEST, "user-missing-mobile".to_string())
     );
     let (code, body_) = s
         .put(
@@ -949,16 +948,9 @@ async fn originate_rings_the_users_line_then_goes_to_the_destination() {
     let (code, _) = s.post(&format!("{CALLD}/calls"), &t, huge).await;
     assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
     // A user originates only from their own lines, with their own ACL.
-    let (code, err) = s
-        .post(
-            &format!("{CALLD}/users/me/calls"),
-            &me,
-            json!({"extension": "2002", "line_id": second}),
-        )
-        .await;
     assert_eq!(
-        (code, err["error_id"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid-user-line"))
+        my_originate_error(&s, &me, json!({"extension": "2002", "line_id": second})).await,
+        (StatusCode::BAD_REQUEST, "invalid-user-line".to_string())
     );
     let (code, _) = s
         .post(&format!("{CALLD}/calls"), &me, body(json!({"user": alice_uuid})))

@@ -115,17 +115,18 @@ fn created(v: &serde_json::Value) -> Response {
     warp::reply::with_status(warp::reply::json(v), StatusCode::CREATED).into_response()
 }
 
+/// An optional `users/me` prefix: `true` when the path has it.
+fn me_prefix() -> impl Filter<Extract = (bool,), Error = std::convert::Infallible> + Clone {
+    warp::path("users")
+        .and(warp::path("me"))
+        .map(|| true)
+        .or(warp::any().map(|| false))
+        .unify()
+}
+
 /// `/transfers` and `/users/me/transfers`.
 fn transfer_routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
     let authed = authenticated(svc.auth.clone());
-    // `me` prefix (or none) for a path; the ACL prefix that goes with it.
-    let me = || {
-        warp::path("users")
-            .and(warp::path("me"))
-            .map(|| true)
-            .or(warp::any().map(|| false))
-            .unify()
-    };
     let acl = |mine: bool| {
         if mine {
             "calld.users.me.transfers"
@@ -135,7 +136,7 @@ fn transfer_routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
     };
 
     let s = svc.clone();
-    let create = me()
+    let create = me_prefix()
         .and(warp::path!("transfers"))
         .and(warp::post())
         .and(authed.clone())
@@ -167,7 +168,7 @@ fn transfer_routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
         });
 
     let s = svc.clone();
-    let one = me()
+    let one = me_prefix()
         .and(warp::path("transfers"))
         .and(warp::path::param::<String>())
         .and(warp::path::end())
@@ -186,7 +187,7 @@ fn transfer_routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
         });
 
     let s = svc;
-    let complete = me()
+    let complete = me_prefix()
         .and(warp::path("transfers"))
         .and(warp::path::param::<String>())
         .and(warp::path("complete"))
@@ -297,32 +298,23 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
         });
 
     let s = svc.clone();
-    let create = warp::path!("calls")
+    let create = me_prefix()
+        .and(warp::path!("calls"))
         .and(warp::post())
         .and(authed.clone())
         .and(limited_bytes(svc.body_limit))
-        .then(move |caller: Caller, body: bytes::Bytes| {
+        .then(move |mine: bool, caller: Caller, body: bytes::Bytes| {
             let svc = s.clone();
             respond(async move {
-                let scope = caller.require("calld.calls.create")?;
-                let req = parse_json_object(&body)?;
-                let call = svc.originate(&scope, req).await?;
-                Ok(warp::reply::with_status(warp::reply::json(&call), StatusCode::CREATED).into_response())
-            })
-        });
-
-    let s = svc.clone();
-    let my_create = warp::path!("users" / "me" / "calls")
-        .and(warp::post())
-        .and(authed.clone())
-        .and(limited_bytes(svc.body_limit))
-        .then(move |caller: Caller, body: bytes::Bytes| {
-            let svc = s.clone();
-            respond(async move {
-                let scope = caller.require("calld.users.me.calls.create")?;
-                let req = parse_json_object(&body)?;
-                let call = svc.originate_mine(&scope, caller.user_uuid(), req).await?;
-                Ok(warp::reply::with_status(warp::reply::json(&call), StatusCode::CREATED).into_response())
+                let call = if mine {
+                    let scope = caller.require("calld.users.me.calls.create")?;
+                    svc.originate_mine(&scope, caller.user_uuid(), parse_json_object(&body)?)
+                        .await?
+                } else {
+                    let scope = caller.require("calld.calls.create")?;
+                    svc.originate(&scope, parse_json_object(&body)?).await?
+                };
+                Ok(created(&call))
             })
         });
 
@@ -394,8 +386,6 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .or(create)
                 .unify()
                 .or(endpoints)
-                .unify()
-                .or(my_create)
                 .unify()
                 .or(my_list)
                 .unify()
