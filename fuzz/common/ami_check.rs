@@ -1,5 +1,5 @@
 //! Invariants of the AMI framer, checked on arbitrary bytes. Shared by the `ami_framer` fuzz
-//! target and by `tests/ami_fuzz_corpus.rs` (which includes this file with `#[path]`), so the
+//! target and by `tests/it/ami_fuzz_corpus.rs` (which includes this file with `#[path]`), so the
 //! corpus is replayed with exactly the fuzzer's checks in every `cargo test`.
 
 use accentd::ami::{drain, frame_all, AmiFramer, Frame, FrameError, FrameLimits};

@@ -32,11 +32,24 @@ pub fn limited_bytes(limit: u64) -> impl Filter<Extract = (bytes::Bytes,), Error
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
         .and_then(move |declared: Option<u64>, stream| async move {
-            if declared.is_some_and(|n| n > limit) {
+            if let Some(n) = declared.filter(|n| *n > limit) {
+                // Read and drop a body up to 16 times too big: a client still writing it
+                // when we answer gets a broken pipe instead of the 413. Bigger: answer at once.
+                if n <= limit.saturating_mul(16) {
+                    discard(Box::pin(stream)).await;
+                }
                 return Err(warp::reject::custom(ApiError::PayloadTooLarge));
             }
             collect(Box::pin(stream), limit).await.map_err(warp::reject::custom)
         })
+}
+
+async fn discard<S, B>(mut stream: std::pin::Pin<Box<S>>)
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Send + ?Sized,
+{
+    use futures_util::StreamExt;
+    while let Some(Ok(_)) = stream.next().await {}
 }
 
 async fn collect<S, B>(mut stream: std::pin::Pin<Box<S>>, limit: u64) -> Result<bytes::Bytes, ApiError>

@@ -222,6 +222,17 @@ impl CalldService {
     /// The channels a call object of `ch` looks at (its call's legs, who it talks to, who
     /// dialed it), read now; `ch` itself as given (it may be a last snapshot).
     pub async fn snapshot_around(&self, ch: &Channel) -> Result<Snapshot, ApiError> {
+        self.snapshot_seen_from(ch, &HashMap::new()).await
+    }
+
+    /// [`snapshot_around`](Self::snapshot_around) for a reader of the change stream, which
+    /// runs behind the live state: the other channels as `seen` last in the stream (the live
+    /// state may have ended them already), else as they are now.
+    pub(super) async fn snapshot_seen_from(
+        &self,
+        ch: &Channel,
+        seen: &HashMap<String, std::sync::Arc<Channel>>,
+    ) -> Result<Snapshot, ApiError> {
         let owners = self.owners.get(&self.store).await?;
         let mut ids: Vec<String> = ch.talking_to.clone();
         ids.extend(ch.dialed_by.iter().cloned());
@@ -236,7 +247,10 @@ impl CalldService {
         channels.extend(
             ids.iter()
                 .filter(|id| **id != ch.id)
-                .filter_map(|id| self.live.channel(id)),
+                .filter_map(|id| match seen.get(id) {
+                    Some(c) => Some((**c).clone()),
+                    None => self.live.channel(id),
+                }),
         );
         let bridge_class = ch
             .bridge_id

@@ -36,9 +36,19 @@ impl EndpointKind {
 
 impl CalldService {
     /// The status object of one endpoint; `counts` is device -> live channels.
-    pub(super) fn endpoint_status(&self, rec: &EndpointRec, counts: &HashMap<String, usize>) -> Value {
+    /// `state`: the device state a change carried, which the live state may already have
+    /// moved past (a register then unregister must publish both); else the current one.
+    pub(super) fn endpoint_status(
+        &self,
+        rec: &EndpointRec,
+        counts: &HashMap<String, usize>,
+        state: Option<&DeviceStateValue>,
+    ) -> Value {
         let registered = match (rec.technology, rec.device.as_deref()) {
-            ("sip", Some(d)) => self.live.device_state(d).map(|s| registered(&s.state)),
+            ("sip", Some(d)) => match state {
+                Some(s) => Some(registered(s)),
+                None => self.live.device_state(d).map(|s| registered(&s.state)),
+            },
             _ => None,
         };
         let calls = rec.device.as_deref().and_then(|d| counts.get(d)).copied().unwrap_or(0);
@@ -70,7 +80,7 @@ impl CalldService {
             .endpoints()
             .iter()
             .filter(|e| e.kind == kind && tenants.contains(&e.tenant))
-            .map(|e| self.endpoint_status(e, &counts))
+            .map(|e| self.endpoint_status(e, &counts, None))
             .collect();
         let n = items.len();
         Ok(json!({ "items": items, "total": n, "filtered": n }))

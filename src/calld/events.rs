@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::owners::{EndpointKind, Owner};
 use super::CalldService;
 use crate::bus::{escape_key, EventSpec};
-use crate::control::model::{Channel, ChannelState};
+use crate::control::model::{Channel, ChannelState, DeviceStateValue};
 use crate::control::StateChange;
 
 /// What was last published for a channel.
@@ -37,6 +37,10 @@ struct Publisher {
     last: HashMap<String, Last>,
     /// The last status published per line/trunk endpoint.
     statuses: HashMap<(EndpointKind, i64), Value>,
+    /// The last snapshot of each channel in the stream, until its end is published: the
+    /// state is ahead of this task, and a call object must name the other party as it was
+    /// (a talking_to user still known, say) even when the state already ended it.
+    seen: HashMap<String, Arc<Channel>>,
 }
 
 impl Publisher {
@@ -56,7 +60,7 @@ impl Publisher {
 
     /// A channel appeared or changed: the events its new snapshot calls for.
     async fn changed(&mut self, ch: &Channel) {
-        let snap = match self.svc.snapshot_around(ch).await {
+        let snap = match self.svc.snapshot_seen_from(ch, &self.seen).await {
             Ok(snap) => snap,
             Err(e) => {
                 tracing::warn!(error = %e, call_id = %ch.id, "cannot describe a call for its events");
@@ -133,7 +137,7 @@ impl Publisher {
         if self.last.remove(&ch.id).is_none() {
             return;
         }
-        let snap = match self.svc.snapshot_around(ch).await {
+        let snap = match self.svc.snapshot_seen_from(ch, &self.seen).await {
             Ok(snap) => snap,
             Err(e) => {
                 tracing::warn!(error = %e, call_id = %ch.id, "cannot describe an ended call");
@@ -150,7 +154,7 @@ impl Publisher {
 
     /// A device changed (state, a channel came or went): its line's or trunk's status, if
     /// that changed.
-    async fn endpoint_changed(&mut self, device: &str) {
+    async fn endpoint_changed(&mut self, device: &str, state: Option<&DeviceStateValue>) {
         let owners = match self.svc.owners.get(&self.svc.store).await {
             Ok(owners) => owners,
             Err(e) => {
@@ -162,7 +166,7 @@ impl Publisher {
             return;
         };
         let counts = self.svc.call_counts();
-        let status = self.svc.endpoint_status(rec, &counts);
+        let status = self.svc.endpoint_status(rec, &counts, state);
         let key = (rec.kind, rec.id);
         if self.statuses.get(&key) == Some(&status) {
             return;
@@ -183,6 +187,8 @@ impl Publisher {
     async fn catch_up(&mut self) {
         let live = self.svc.live.channels();
         let alive: std::collections::HashSet<&str> = live.iter().map(|c| c.id.as_str()).collect();
+        // What the stream said is stale now: the state as it is replaces it.
+        self.seen.clear();
         let dead: Vec<String> = self
             .last
             .keys()
@@ -217,6 +223,7 @@ pub fn spawn(svc: Arc<CalldService>, shutdown: CancellationToken) -> tokio::task
             svc: svc.clone(),
             last: HashMap::new(),
             statuses: HashMap::new(),
+            seen: HashMap::new(),
         };
         let Some(mut pokes) = pokes else {
             tracing::error!("call events already running");
@@ -230,20 +237,23 @@ pub fn spawn(svc: Arc<CalldService>, shutdown: CancellationToken) -> tokio::task
                 change = changes.recv() => match change {
                     Ok(change) => match &*change {
                         StateChange::ChannelCreated(ch) => {
+                            publisher.seen.insert(ch.id.clone(), ch.clone());
                             publisher.changed(ch).await;
                             svc.follow_transfers(ch, false);
-                            publisher.endpoint_changed(&ch.endpoint).await;
+                            publisher.endpoint_changed(&ch.endpoint, None).await;
                         }
                         StateChange::ChannelUpdated(ch) => {
+                            publisher.seen.insert(ch.id.clone(), ch.clone());
                             publisher.changed(ch).await;
                             svc.follow_transfers(ch, false);
                         }
                         StateChange::ChannelGone(ch) => {
+                            publisher.seen.remove(&ch.id);
                             publisher.gone(ch).await;
                             svc.follow_transfers(ch, true);
-                            publisher.endpoint_changed(&ch.endpoint).await;
+                            publisher.endpoint_changed(&ch.endpoint, None).await;
                         }
-                        StateChange::DeviceStateChanged(ds) => publisher.endpoint_changed(&ds.device).await,
+                        StateChange::DeviceStateChanged(ds) => publisher.endpoint_changed(&ds.device, Some(&ds.state)).await,
                         _ => {}
                     },
                     Err(RecvError::Lagged(n)) => {

@@ -1740,6 +1740,8 @@ pub(super) struct Shared {
     hints: DashMap<(String, String), Hint>,
     writer: Mutex<Writer>,
     changes: broadcast::Sender<Arc<StateChange>>,
+    /// Resyncs finished since the start.
+    resyncs: std::sync::atomic::AtomicU64,
 }
 
 /// The live state of the PBX: channels, bridges, calls, device and hint states, built from the
@@ -1782,6 +1784,7 @@ impl LiveState {
                 hints: DashMap::new(),
                 writer: Mutex::new(Writer::new()),
                 changes,
+                resyncs: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -1861,9 +1864,16 @@ impl LiveState {
         let mut w = self.writer();
         w.resync(&snapshot);
         self.finish(&mut w);
+        self.shared.resyncs.fetch_add(1, std::sync::atomic::Ordering::Release);
         if self.shared.changes.receiver_count() > 0 {
             let _ = self.shared.changes.send(Arc::new(StateChange::Resynced(self.counts())));
         }
+    }
+
+    /// How many resyncs finished since the start: whether the state has read Asterisk's lists
+    /// yet (a subscriber that came late cannot wait for a `Resynced` change already sent).
+    pub fn resyncs(&self) -> u64 {
+        self.shared.resyncs.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The change stream (see [`StateChange`]). Changes made before the call are not replayed:

@@ -1,10 +1,8 @@
 //! `/api/call-logd/1.0`: call logs stored by the generator's entry point, read back over HTTP
 //! with upstream's filters, ACLs, tenant scoping, CSV, and 400s for bad filters.
 
-mod common;
-
+use crate::common::TestServer;
 use accentd::calllog::cdr::model::{CallDirection, CallLog, CallStatus, Participant, Recording, Role};
-use common::TestServer;
 use reqwest::StatusCode;
 use serde_json::Value;
 use uuid::Uuid;

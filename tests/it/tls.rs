@@ -1,8 +1,6 @@
 //! HTTPS: a generated self-signed certificate, and operator-supplied PEM files.
 
-mod common;
-
-use common::{TestServer, ADMIN_PASSWORD, ADMIN_USER};
+use crate::common::{TestServer, ADMIN_PASSWORD, ADMIN_USER};
 
 async fn login_over_https(s: &TestServer) -> reqwest::StatusCode {
     assert!(s.running.as_ref().expect("running").tls);
@@ -58,7 +56,7 @@ async fn operator_certificate_files_are_used() {
 #[tokio::test]
 async fn unreadable_certificate_fails_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut c = common::test_config(dir.path().to_path_buf());
+    let mut c = crate::common::test_config(dir.path().to_path_buf());
     c.tls.cert = Some(dir.path().join("nope.pem"));
     c.tls.key = Some(dir.path().join("nope.key"));
     let err = accentd::app::start(c).await.err().expect("must fail");

@@ -2,14 +2,12 @@
 //! validation with confd's array-of-strings errors, tenants, ACLs, events), `/infos`,
 //! live reload, and the reloads sent to the fake AMI after a change.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{command_success, commands, wait_for, TestServer};
 use accentd::api::status::Health;
 use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions};
 use accentd::fake_asterisk::scenario::Scenario;
-use common::{command_success, commands, wait_for, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

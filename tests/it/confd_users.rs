@@ -5,14 +5,12 @@
 //! voicemail CRUD and the user↔voicemail association, a table of bad
 //! inputs, 404s, tenant isolation and events.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::TestServer;
 use accentd::ami::frame::AmiMessage;
 use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions};
 use accentd::fake_asterisk::scenario::Scenario;
-use common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

@@ -3,19 +3,17 @@
 //! straight into `LiveState`, each alone and both interleaved by their timestamps, and the state
 //! is checked at points of the scenario against what its README and `facts.json` say.
 
-mod ari_fixtures;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use crate::ari_fixtures::{name, read_lines, scenarios};
 use accentd::ami::{frame_all, AmiFramer, AmiMessage, Frame, FrameLimits, MessageKind};
 use accentd::ari::models::{BridgeType, CallerId, ChannelState, DeviceStateValue, DialplanCep};
 use accentd::ari::{parse_ari_timestamp, parse_event, AriEvent};
 use accentd::control::{
     Bridge, Call, CallState, Channel, LiveState, Snapshot, StateChange, StateView, MAX_DTMF_DIGITS,
 };
-use ari_fixtures::{name, read_lines, scenarios};
 use proptest::prelude::*;
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;

@@ -3,12 +3,11 @@
 //! with confd provisioning the two phones as Alice's and Bob's lines; the call
 //! objects, who sees what (users, tenants, ACLs), and the hangup request ARI gets.
 
-mod common;
-
+use crate::common::{wait_for, TestServer};
+use accentd::ami::frame::AmiMessage;
 use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions, Replay as AmiReplay};
 use accentd::fake_asterisk::ari::{FakeAri, FakeAriOptions, Replay as AriReplay};
 use accentd::fake_asterisk::Scenario;
-use common::{wait_for, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -39,7 +38,7 @@ async fn manual_ami(scenario: &Scenario) -> FakeAmi {
     )
     .await
     .expect("fake AMI");
-    ami.respond_with("Command", Some(common::command_success()));
+    ami.respond_with("Command", Some(crate::common::command_success()));
     ami
 }
 
@@ -127,7 +126,6 @@ async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
         c.ari.app = "accent".into();
     })
     .await;
-    let mut changes = s.app().live.subscribe();
     {
         let app = s.app();
         wait_for("links up", || {
@@ -136,21 +134,27 @@ async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
         })
         .await;
     }
-    // The resync after the links came up reads Asterisk's lists: the replay starts after it,
-    // as a real call would start after accentd started.
-    let mut resynced = false;
-    wait_for("first resync", || {
-        while let Ok(c) = changes.try_recv() {
-            resynced |= matches!(*c, accentd::control::StateChange::Resynced(_));
-        }
-        resynced
-    })
-    .await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    first_resync(&s).await;
     default_context(&s).await;
     let alice = user(&s, "Alice", "alice", "2001").await;
     let bob = user(&s, "Bob", "bob", "2002").await;
     (ami, ari, s, alice, bob)
+}
+
+/// Waits for the resyncs after the links came up, which read Asterisk's lists: a replay
+/// starts after them, as a real call would start after accentd started (and what the lists
+/// said is published before the test provisions or listens). Each link coming up asks for
+/// one, 100 ms apart at least: done when none came for 600 ms.
+async fn first_resync(s: &TestServer) {
+    let live = s.app().live.clone();
+    wait_for("first resync", || live.resyncs() > 0).await;
+    loop {
+        let seen = live.resyncs();
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        if live.resyncs() == seen {
+            break;
+        }
+    }
 }
 
 async fn replay_until_bridged(ami: &FakeAmi, ari: &FakeAri, s: &TestServer) {
@@ -400,7 +404,20 @@ async fn every_change_of_a_call_is_an_event_for_its_user() {
         .iter()
         .filter(|e| e["name"] == "call_updated" && e["data"]["call_id"] == ALICE_CALL)
         .any(|e| e["data"]["talking_to"] == json!({ BOB_CALL: bob["uuid"] }));
-    assert!(talked, "{events:#?}");
+    assert!(
+        talked,
+        "{:#?}",
+        events
+            .iter()
+            .filter(|e| e["data"]["call_id"] == ALICE_CALL)
+            .map(|e| (
+                &e["name"],
+                &e["data"]["talking_to"],
+                &e["data"]["status"],
+                &e["data"]["bridges"]
+            ))
+            .collect::<Vec<_>>()
+    );
     // The same object is never published twice in a row for a leg.
     for id in [ALICE_CALL, BOB_CALL] {
         let updates: Vec<&Value> = events
@@ -412,8 +429,8 @@ async fn every_change_of_a_call_is_an_event_for_its_user() {
     }
 }
 
-fn ami_success() -> Vec<accentd::ami::frame::AmiMessage> {
-    vec![accentd::ami::frame::AmiMessage::new().with("Response", "Success")]
+fn ami_success() -> Vec<AmiMessage> {
+    vec![AmiMessage::new().with("Response", "Success")]
 }
 
 /// The actions named `name` the fake AMI received, as (header, value) lists without ActionID.
@@ -597,7 +614,7 @@ async fn mute_hold_answer_dtmf_and_record_go_to_asterisk_over_ami() {
     // Asterisk says the channel is gone: 404; refuses otherwise: 503.
     ami.respond_with(
         "MuteAudio",
-        Some(vec![accentd::ami::frame::AmiMessage::new()
+        Some(vec![AmiMessage::new()
             .with("Response", "Error")
             .with("Message", "No such channel")]),
     );
@@ -964,7 +981,23 @@ async fn lines_and_trunks_show_registration_and_calls_with_events() {
     // Scenario 20: 2001 and 2002 register, then unregister.
     let scenario = Scenario::load("20").expect("scenario");
     let ami = manual_ami(&scenario).await;
+    // The phones are not registered yet when accentd starts: the device list it resyncs with
+    // is empty (in the recorded framing), else the registrations would change nothing.
+    ami.respond_with(
+        "DeviceStateList",
+        Some(vec![
+            AmiMessage::new()
+                .with("Response", "Success")
+                .with("EventList", "start")
+                .with("Message", "Device State Changes will follow"),
+            AmiMessage::new()
+                .with("Event", "DeviceStateListComplete")
+                .with("EventList", "Complete")
+                .with("ListItems", "0"),
+        ]),
+    );
     let s = TestServer::start_with_ami(&ami).await;
+    first_resync(&s).await;
     let t = s.admin_token.clone();
     default_context(&s).await;
     let alice = user(&s, "Alice", "alice", "2001").await;
@@ -1130,7 +1163,7 @@ async fn blind_and_attended_transfers_with_their_events() {
     let (ami, _ari, s, alice, bob) = bridged_call().await;
     ami.respond_with(
         "BlindTransfer",
-        Some(vec![accentd::ami::frame::AmiMessage::new()
+        Some(vec![AmiMessage::new()
             .with("Response", "Success")
             .with("Message", "Transfer succeeded")]),
     );

@@ -1,9 +1,7 @@
 //! accent-auth groups: CRUD, members, policies, tenant isolation, ACLs and
 //! the effect of groups on login (ACL and `metadata.admin`).
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

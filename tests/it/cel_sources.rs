@@ -285,7 +285,8 @@ fn a_cel_sqlite3_custom_database_reads_like_the_csv() {
 #[test]
 fn storing_every_scenario_twice_keeps_one_copy() {
     let conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.execute_batch(include_str!("../src/cel/sql/001_cel.sql")).unwrap();
+    conn.execute_batch(include_str!("../../src/cel/sql/001_cel.sql"))
+        .unwrap();
     let mut all = Vec::new();
     for dir in scenarios() {
         all.extend(read_file(&find(&dir, "cel.csv")));

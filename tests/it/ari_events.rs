@@ -1,15 +1,13 @@
 //! Every ARI websocket message recorded from a real Asterisk 22.10.1 must
 //! parse into its typed variant and re-serialize to the same JSON.
 
-mod ari_fixtures;
-
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use crate::ari_fixtures::{json_diff, name, read_lines, scenarios};
 use accentd::ari::events::{AriEvent, ContactStatus};
 use accentd::ari::models::{BridgeType, ChannelState, DeviceStateValue, EndpointState, PlaybackState};
 use accentd::ari::parse_event;
-use ari_fixtures::{json_diff, name, read_lines, scenarios};
 use serde_json::Value;
 
 /// One recorded event with where it came from.

@@ -3,10 +3,8 @@
 //! with upstream's rules, confd's error bodies, tenants, events, reloads and the
 //! `calllog_line` identities call-logd resolves lines through.
 
-mod common;
-
+use crate::common::TestServer;
 use accentd::confd::reload::Reload;
-use common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

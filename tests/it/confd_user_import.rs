@@ -4,12 +4,10 @@
 //! voicemails and incalls; the export gives the same rows back and imports again;
 //! bad files and rows are reported by row with nothing written; ACLs and tenants.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::TestServer;
+use crate::common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

@@ -1,10 +1,8 @@
 //! /users: CRUD, lists, password, emails, user policies, the ACL a user's
 //! token gets, service accounts, disabling, and tenant isolation.
 
-mod common;
-
+use crate::common::TestServer;
 use accentd::api::error::ApiError;
-use common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -676,7 +674,7 @@ async fn me_paths() {
     // `me` of the admin token is the admin.
     let (status, admin) = s.get("/users/me", &s.admin_token).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(admin["username"], common::ADMIN_USER);
+    assert_eq!(admin["username"], crate::common::ADMIN_USER);
     assert_eq!(admin["purpose"], "internal");
 }
 

@@ -1,9 +1,7 @@
 //! `/policies`: CRUD, lists, visibility across tenants, read-only policies
 //! and the "only grant what you hold" rule.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

@@ -3,8 +3,6 @@
 //! `tests/control_state.rs` checks against each scenario's README), and a link dropped
 //! mid-call ends, after reconnection and resync, in the state a fresh start sees.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -347,7 +345,7 @@ async fn accentd_feeds_its_live_state_from_both_links() {
         let ami = fake_ami(name).await;
         let ari = fake_ari(name).await;
         let (ami_addr, ari_url) = (ami.addr().to_string(), ari.url());
-        let server = common::TestServer::start_with(|c| {
+        let server = crate::common::TestServer::start_with(|c| {
             c.ami.addr = ami_addr;
             c.ami.user = "accent".into();
             c.ami.password = "accent".into();

@@ -2,17 +2,15 @@
 //! through the Asterisk-syntax checker, written into the configured directory before the
 //! reload goes out, and `accentd render --out DIR` on the real binary.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::common::{commands, wait_for, TestServer};
 use accentd::ami::frame::AmiMessage;
 use accentd::confd::render::{self, syntax};
 use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions};
 use accentd::fake_asterisk::scenario::Scenario;
-use common::{commands, wait_for, TestServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

@@ -3,13 +3,11 @@
 //! `calllog_context` rows call-logd resolves tenants through, with upstream's rules,
 //! confd's error bodies, tenants, ACLs, events and the reloads the fake AMI receives.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{command_success, commands, wait_for, TestServer};
 use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions};
 use accentd::fake_asterisk::scenario::Scenario;
-use common::{command_success, commands, wait_for, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

@@ -2,11 +2,9 @@
 //! well-formed Swagger 2.0 document with an ACL on every operation, and it
 //! only describes routes the server really has.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::TestServer;
+use crate::common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

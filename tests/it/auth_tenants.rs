@@ -1,8 +1,6 @@
 //! /tenants over HTTP: CRUD, the tree, isolation, events.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

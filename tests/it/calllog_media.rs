@@ -2,13 +2,11 @@
 //! exports (ZIP), `/retention` and the daily purge applying it. Files live in a temporary
 //! recordings directory; paths outside it must never be read or deleted.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::common::TestServer;
 use accentd::calllog::cdr::model::{CallLog, Participant, Recording, Role};
-use common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;

@@ -5,11 +5,9 @@
 //! `ari-rest.jsonl` lines are `{"ts","method","path","query","body","status",
 //! "response"}`; `response` is the parsed JSON body or null.
 
-mod ari_fixtures;
-
+use crate::ari_fixtures::{json_diff, name, read_lines, scenarios};
 use accentd::ari::events::RestResponse;
 use accentd::ari::models::*;
-use ari_fixtures::{json_diff, name, read_lines, scenarios};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -1,8 +1,6 @@
 //! Tokens, refresh tokens and sessions over HTTP.
 
-mod common;
-
-use common::{TestServer, ADMIN_PASSWORD, ADMIN_USER};
+use crate::common::{TestServer, ADMIN_PASSWORD, ADMIN_USER};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -446,7 +444,7 @@ async fn config_read_and_debug_patch() {
     assert_eq!(body["debug"], false);
     assert!(body["auth"]["default_token_lifetime"].is_number());
     assert!(
-        !body.to_string().contains(common::ADMIN_PASSWORD),
+        !body.to_string().contains(crate::common::ADMIN_PASSWORD),
         "secrets must not be shown"
     );
     let (status, body) = s

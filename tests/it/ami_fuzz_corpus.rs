@@ -2,7 +2,7 @@
 //! fuzz target's own checks: no panic, same frames whole / chunked / byte by byte, every byte
 //! accounted for. Runs in every `cargo test`, no nightly needed.
 
-#[path = "../fuzz/common/ami_check.rs"]
+#[path = "../../fuzz/common/ami_check.rs"]
 mod ami_check;
 
 use std::path::Path;

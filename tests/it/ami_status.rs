@@ -1,14 +1,12 @@
 //! accentd with (and without) an AMI link: `GET /status` reports `ami`, the API keeps serving.
 
-mod common;
-
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::TestServer;
 use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions, Replay};
 use accentd::fake_asterisk::Scenario;
-use common::TestServer;
 use serde_json::Value;
 
 const AMI_SECRET: &str = "ami-Pw-9f3kq-never-logged";
@@ -81,7 +79,9 @@ async fn ami_on_a_closed_port_fails_and_the_api_keeps_serving() {
     let detail = ami["detail"].as_str().unwrap_or_default().to_string();
     assert!(detail == "connecting" || detail.starts_with("cannot connect"), "{ami}");
     // The HTTP API works without Asterisk: a fresh login and an authenticated read.
-    let token = server.login(common::ADMIN_USER, common::ADMIN_PASSWORD).await;
+    let token = server
+        .login(crate::common::ADMIN_USER, crate::common::ADMIN_PASSWORD)
+        .await;
     let resp = server
         .client
         .get(server.auth_url("/users"))

@@ -3,11 +3,9 @@
 //! documented ACL, by an account denied exactly that ACL, and by the admin of
 //! another tenant on this tenant's resources.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::TestServer;
+use crate::common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

@@ -1,9 +1,7 @@
 //! Bad input, table-driven: every case gets its 4xx and upstream's error body,
 //! never a 500 or a dropped connection.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 

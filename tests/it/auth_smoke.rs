@@ -1,6 +1,4 @@
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use reqwest::StatusCode;
 
 #[tokio::test]

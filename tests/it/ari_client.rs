@@ -1,8 +1,6 @@
 //! The ARI REST client and events websocket against the fake Asterisk,
 //! which replays the recordings of a real Asterisk 22.10.1.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -840,7 +838,7 @@ impl LogCapture {
 
 // ------------------------------------------------------------------- app
 
-async fn status_of(s: &common::TestServer) -> Value {
+async fn status_of(s: &crate::common::TestServer) -> Value {
     s.client
         .get(format!("{}/status", s.base))
         .send()
@@ -866,7 +864,7 @@ fn ari_from_env(url: String) -> AriConfig {
 async fn accentd_reports_ari_ok_against_the_fake_asterisk() {
     let fake = fake("05", Replay::OnConnect).await;
     let ari = ari_from_env(fake.url());
-    let s = common::TestServer::start_with(move |c| c.ari = ari).await;
+    let s = crate::common::TestServer::start_with(move |c| c.ari = ari).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let status = status_of(&s).await;
@@ -889,7 +887,7 @@ async fn accentd_reports_ari_ok_against_the_fake_asterisk() {
 
 #[tokio::test]
 async fn accentd_without_asterisk_keeps_serving() {
-    let s = common::TestServer::start().await;
+    let s = crate::common::TestServer::start().await;
     let status = status_of(&s).await;
     assert_eq!(status["ari"]["status"], "fail");
     assert_eq!(status["ari"]["detail"], "not configured");
@@ -899,7 +897,7 @@ async fn accentd_without_asterisk_keeps_serving() {
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     drop(listener);
     let ari = ari_from_env(url);
-    let s = common::TestServer::start_with(move |c| c.ari = ari).await;
+    let s = crate::common::TestServer::start_with(move |c| c.ari = ari).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let status = status_of(&s).await;

@@ -4,15 +4,13 @@
 //! the fake AMI receives, and `calllog_line` feeding call-logd (a call log generated from
 //! recorded CELs names the users provisioned here).
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::{commands, wait_for, TestServer};
 use accentd::confd::reload::Reload;
 use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions};
 use accentd::fake_asterisk::scenario::Scenario;
-use common::{commands, wait_for, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 

@@ -2,15 +2,13 @@
 //! the call log on `LINKEDID_END`, publishes `call_log_created`/`call_log_user_created`, and
 //! gives the same logs as the batch path over the same call's CEL file.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::common::TestServer;
 use accentd::calllog::batch::{self, Source};
 use accentd::fake_asterisk::ami::{FakeAmi, FakeAmiOptions, Replay};
 use accentd::fake_asterisk::Scenario;
-use common::TestServer;
 use serde_json::Value;
 use uuid::Uuid;
 
