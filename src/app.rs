@@ -116,6 +116,7 @@ impl App {
             bus.clone(),
             live.clone(),
             config.call_logs.recordings_dir.clone(),
+            config.calld.voicemail_dir.clone(),
             config.http.body_limit,
         ));
         Ok(App {
@@ -232,6 +233,7 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
     }
     if let Some(ami) = &app.ami {
         let _ = app.calld.ami.set(ami.clone());
+        crate::calld::voicemail::spawn_watcher(app.calld.clone(), ami.clone(), shutdown.clone());
     }
     if let Some(ari) = &app.ari {
         let _ = app.calld.ari.set(ari.client.clone());

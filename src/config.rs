@@ -43,7 +43,24 @@ pub struct Config {
     pub ami: AmiConfig,
     pub call_logs: CallLogsConfig,
     pub confd: ConfdConfig,
+    pub calld: CalldConfig,
     pub smtp: SmtpConfig,
+}
+
+/// calld: where Asterisk keeps what calld reads and changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalldConfig {
+    /// Asterisk's voicemail spool (`voicemail.conf` and Asterisk's `astspooldir` decide it).
+    pub voicemail_dir: PathBuf,
+}
+
+impl Default for CalldConfig {
+    fn default() -> Self {
+        CalldConfig {
+            voicemail_dir: PathBuf::from("/var/spool/asterisk/voicemail"),
+        }
+    }
 }
 
 /// Outgoing mail. An empty host turns mail off.
@@ -309,6 +326,7 @@ impl Default for Config {
             ami: AmiConfig::default(),
             call_logs: CallLogsConfig::default(),
             confd: ConfdConfig::default(),
+            calld: CalldConfig::default(),
             smtp: SmtpConfig::default(),
         }
     }
@@ -442,6 +460,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "ACCENTD_CALL_LOGS_RECORDINGS_DIR",
         "the only directory recordings are read from (default /var/lib/accent/sounds/tenants)",
+    ),
+    (
+        "ACCENTD_CALLD_VOICEMAIL_DIR",
+        "Asterisk's voicemail spool (default /var/spool/asterisk/voicemail)",
     ),
     (
         "ACCENTD_CONFD_ASTERISK_CONFIG_DIR",
@@ -629,6 +651,7 @@ impl Config {
             parse
         );
         set!("ACCENTD_CALL_LOGS_RECORDINGS_DIR", self.call_logs.recordings_dir, parse);
+        set!("ACCENTD_CALLD_VOICEMAIL_DIR", self.calld.voicemail_dir, parse);
         set!(
             "ACCENTD_CONFD_ASTERISK_CONFIG_DIR",
             self.confd.asterisk_config_dir,
@@ -702,6 +725,9 @@ impl Config {
         }
         if !self.call_logs.recordings_dir.is_absolute() {
             return Err(invalid("call_logs.recordings_dir", "must be an absolute path"));
+        }
+        if !self.calld.voicemail_dir.is_absolute() {
+            return Err(invalid("calld.voicemail_dir", "must be an absolute path"));
         }
         if a.throttle.window == 0 {
             return Err(invalid("auth.throttle.window", "must be at least 1"));

@@ -11,6 +11,7 @@ pub mod originate;
 pub mod owners;
 mod routes;
 pub mod transfers;
+pub mod voicemail;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -43,6 +44,9 @@ pub struct CalldService {
     pub recordings_dir: PathBuf,
     /// The largest request body accepted.
     pub body_limit: u64,
+    /// Asterisk's voicemail spool (`<dir>/<context>/<number>/INBOX/...`).
+    pub voicemail_dir: PathBuf,
+    voicemail_seen: voicemail::Seen,
     owners: OwnersCache,
     /// Channel id -> what calld did to it (mute, recording); dropped when the channel is gone.
     marks: DashMap<String, Marks>,
@@ -59,6 +63,7 @@ impl CalldService {
         bus: Bus,
         live: LiveState,
         recordings_dir: PathBuf,
+        voicemail_dir: PathBuf,
         body_limit: u64,
     ) -> Self {
         let (pokes, rx) = mpsc::unbounded_channel();
@@ -71,6 +76,8 @@ impl CalldService {
             ami: OnceLock::new(),
             recordings_dir,
             body_limit,
+            voicemail_dir,
+            voicemail_seen: voicemail::Seen::default(),
             owners: OwnersCache::default(),
             marks: DashMap::new(),
             transfers: DashMap::new(),

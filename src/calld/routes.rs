@@ -218,6 +218,7 @@ fn transfer_routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
 /// The calls routes, admin and `me`.
 pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
     let transfers = transfer_routes(svc.clone());
+    let voicemails = super::voicemail::routes::routes(svc.clone());
     let authed = authenticated(svc.auth.clone());
 
     let s = svc.clone();
@@ -394,6 +395,8 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .or(my_act)
                 .unify()
                 .or(transfers)
+                .unify()
+                .or(voicemails)
                 .unify(),
         )
         .boxed()

@@ -11,8 +11,8 @@ use accentd::fake_asterisk::Scenario;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const CALLD: &str = "/api/calld/1.0";
-const C: &str = "/api/confd/1.1";
+pub(crate) const CALLD: &str = "/api/calld/1.0";
+pub(crate) const C: &str = "/api/confd/1.1";
 const ALICE_CALL: &str = "1795874804.0";
 const BOB_CALL: &str = "1795874804.1";
 
@@ -28,7 +28,7 @@ fn past_nth<T>(items: &[T], n: usize, f: impl Fn(&T) -> bool) -> usize {
 }
 
 /// The recording's AMI side, released step by step by the test.
-async fn manual_ami(scenario: &Scenario) -> FakeAmi {
+pub(crate) async fn manual_ami(scenario: &Scenario) -> FakeAmi {
     let ami = FakeAmi::start(
         scenario,
         FakeAmiOptions {
@@ -43,7 +43,7 @@ async fn manual_ami(scenario: &Scenario) -> FakeAmi {
 }
 
 /// A new tenant under the master tenant.
-async fn other_tenant(s: &TestServer) -> String {
+pub(crate) async fn other_tenant(s: &TestServer) -> String {
     let (_, other) = s
         .post("/tenants", &s.admin_token, json!({"name": "other", "slug": "other"}))
         .await;
@@ -51,7 +51,7 @@ async fn other_tenant(s: &TestServer) -> String {
 }
 
 /// A calld request by the admin, scoped to `tenant`.
-async fn as_tenant(s: &TestServer, tenant: &str, method: Method, path: &str) -> (StatusCode, Value) {
+pub(crate) async fn as_tenant(s: &TestServer, tenant: &str, method: Method, path: &str) -> (StatusCode, Value) {
     s.call_with_headers(
         method,
         &format!("{CALLD}/{path}"),
@@ -76,7 +76,7 @@ async fn manual_ari(scenario: &Scenario) -> FakeAri {
 }
 
 /// The internal context of the recording's phones (2001-2003).
-async fn default_context(s: &TestServer) {
+pub(crate) async fn default_context(s: &TestServer) {
     let (code, ctx) = s
         .post(
             &format!("{C}/contexts"),
@@ -88,7 +88,7 @@ async fn default_context(s: &TestServer) {
 }
 
 /// A user with a login, a line whose SIP endpoint is the recording's device `name`, and its extension.
-async fn user(s: &TestServer, first: &str, login: &str, device: &str) -> Value {
+pub(crate) async fn user(s: &TestServer, first: &str, login: &str, device: &str) -> Value {
     let (code, u) = s
         .post(
             &format!("{C}/users"),
@@ -307,7 +307,10 @@ async fn an_ended_call_is_a_404_and_without_ari_a_hangup_is_a_503() {
 }
 
 /// The events published so far whose name starts with `prefix`.
-fn drain(rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<accentd::bus::Event>>, prefix: &str) -> Vec<Value> {
+pub(crate) fn drain(
+    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<accentd::bus::Event>>,
+    prefix: &str,
+) -> Vec<Value> {
     let mut out = Vec::new();
     while let Ok(e) = rx.try_recv() {
         if e.name.starts_with(prefix) {
@@ -429,12 +432,12 @@ async fn every_change_of_a_call_is_an_event_for_its_user() {
     }
 }
 
-fn ami_success() -> Vec<AmiMessage> {
+pub(crate) fn ami_success() -> Vec<AmiMessage> {
     vec![AmiMessage::new().with("Response", "Success")]
 }
 
 /// The actions named `name` the fake AMI received, as (header, value) lists without ActionID.
-fn sent(ami: &FakeAmi, name: &str) -> Vec<Vec<(String, String)>> {
+pub(crate) fn sent(ami: &FakeAmi, name: &str) -> Vec<Vec<(String, String)>> {
     ami.received_actions()
         .iter()
         .filter(|a| a.get("Action") == Some(name))
@@ -466,7 +469,7 @@ fn control_actions(ami: &FakeAmi) -> usize {
         .count()
 }
 
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
     items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 

@@ -92,11 +92,17 @@ impl TestServer {
     }
 
     /// Stops the process-equivalent and starts a new one on the same data dir.
-    pub async fn restart(mut self) -> TestServer {
+    pub async fn restart(self) -> TestServer {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Restarts on the same data dir with the test config changed by `tweak`.
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Config)) -> TestServer {
         if let Some(r) = self.running.take() {
             r.stop().await;
         }
-        let config = test_config(self.dir.path().to_path_buf());
+        let mut config = test_config(self.dir.path().to_path_buf());
+        tweak(&mut config);
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
         let token = self.admin_token.clone();
         let mut s = Self::boot(dir, config).await;
