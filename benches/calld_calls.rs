@@ -94,13 +94,15 @@ fn owners(calls: usize) -> Arc<Owners> {
 
 /// `GET /calls`'s work on the state as it is; returns the JSON body.
 fn list_calls(state: &LiveState, owners: &Arc<Owners>) -> Vec<u8> {
-    let mut channels = state.channels();
+    let mut channels = state.channels_shared();
     channels.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
-    let bridge_class = state.bridges().into_iter().map(|b| (b.id, b.class)).collect();
-    let snap = Snapshot::new(channels, owners.clone(), bridge_class, HashMap::new());
-    let items: Vec<serde_json::Value> = snap.channels.iter().map(|ch| snap.call(ch)).collect();
-    let n = items.len();
-    serde_json::to_vec(&serde_json::json!({ "items": items, "total": n, "filtered": n })).unwrap_or_default()
+    let snap = Snapshot::new(channels, owners.clone(), state.bridge_classes(), HashMap::new());
+    let items: Vec<_> = snap.channels.iter().map(|ch| snap.call_object(ch)).collect();
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        items: Vec<accentd::calld::calls::CallObject<'a>>,
+    }
+    serde_json::to_vec(&List { items }).unwrap_or_default()
 }
 
 fn main() {

@@ -102,6 +102,25 @@ impl ApiError {
         }
     }
 
+    /// No route for the path (routes that dispatch on the path themselves use it too, so
+    /// their answer is the one warp's own routing gives).
+    pub fn route_not_found() -> Self {
+        ApiError::Routing {
+            status: StatusCode::NOT_FOUND,
+            error_id: "not-found",
+            message: "Not found",
+        }
+    }
+
+    /// The path exists, not with this method.
+    pub fn method_not_allowed() -> Self {
+        ApiError::Routing {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            error_id: "method-not-allowed",
+            message: "Method not allowed",
+        }
+    }
+
     pub fn not_found(resource: &'static str, id: impl Into<String>) -> Self {
         ApiError::NotFound {
             resource,
@@ -256,21 +275,13 @@ pub fn rejection_to_error(rejection: &Rejection) -> ApiError {
         return e.clone();
     }
     if rejection.is_not_found() {
-        return ApiError::Routing {
-            status: StatusCode::NOT_FOUND,
-            error_id: "not-found",
-            message: "Not found",
-        };
+        return ApiError::route_not_found();
     }
     if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         return ApiError::PayloadTooLarge;
     }
     if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        return ApiError::Routing {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            error_id: "method-not-allowed",
-            message: "Method not allowed",
-        };
+        return ApiError::method_not_allowed();
     }
     if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         return ApiError::InvalidData {

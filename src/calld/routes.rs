@@ -230,8 +230,8 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
             let svc = s.clone();
             respond(async move {
                 let scope = caller.require("calld.calls.read")?;
-                let items = svc.list_calls(&scope, &query(&q)?, None).await?;
-                Ok(warp::reply::json(&items).into_response())
+                let body = svc.list_calls(&scope, &query(&q)?, None).await?;
+                Ok(json_body(body))
             })
         });
 
@@ -329,8 +329,8 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
             respond(async move {
                 let scope = caller.require("calld.users.me.calls.read")?;
                 let me = caller.user_uuid();
-                let items = svc.list_calls(&scope, &query(&q)?, Some(me)).await?;
-                Ok(warp::reply::json(&items).into_response())
+                let body = svc.list_calls(&scope, &query(&q)?, Some(me)).await?;
+                Ok(json_body(body))
             })
         });
 
@@ -400,4 +400,9 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .unify(),
         )
         .boxed()
+}
+
+/// A JSON body serialized already.
+fn json_body(body: Vec<u8>) -> Response {
+    warp::reply::with_header(body, "content-type", "application/json").into_response()
 }

@@ -1889,6 +1889,26 @@ impl LiveState {
         v
     }
 
+    /// Every live channel as shared, in no order: a reader that only looks (`GET /calls`
+    /// with thousands of channels) copies no channel.
+    pub fn channels_shared(&self) -> Vec<Arc<Channel>> {
+        self.shared.channels.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// One channel as shared.
+    pub fn channel_shared(&self, id: &str) -> Option<Arc<Channel>> {
+        self.shared.channels.get(id).map(|e| e.value().clone())
+    }
+
+    /// Bridge id -> class of every live bridge, without copying the bridges' members.
+    pub fn bridge_classes(&self) -> HashMap<String, String> {
+        self.shared
+            .bridges
+            .iter()
+            .map(|e| (e.key().clone(), e.value().class.clone()))
+            .collect()
+    }
+
     /// One channel by id (uniqueid).
     pub fn channel(&self, id: &str) -> Option<Channel> {
         self.shared.channels.get(id).map(|e| (**e.value()).clone())

@@ -183,6 +183,15 @@ async fn calls_show_both_legs_with_their_users_and_hang_up_over_ari() {
     assert_eq!(code, StatusCode::OK, "{list}");
     let items = list["items"].as_array().expect("items");
     assert_eq!(items.len(), 2, "{list}");
+    // The list is serialized straight from the call objects: still a JSON response.
+    let raw = s
+        .client
+        .get(format!("{}{CALLD}/calls", s.base))
+        .header("X-Auth-Token", &t)
+        .send()
+        .await
+        .expect("GET /calls");
+    assert_eq!(raw.headers()["content-type"], "application/json");
     let caller = items.iter().find(|c| c["call_id"] == ALICE_CALL).expect("Alice's leg");
     let callee = items.iter().find(|c| c["call_id"] == BOB_CALL).expect("Bob's leg");
     assert_eq!(caller["conversation_id"], ALICE_CALL);

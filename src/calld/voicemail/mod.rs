@@ -111,20 +111,18 @@ impl Seen {
         let Ok(mut all) = self.mailboxes.lock() else {
             return Diff::default();
         };
-        let before = all.insert(key, now.clone()).unwrap_or_default();
+        // Only what changed is copied (into the events); the rest moves.
+        let mut before = all.remove(&key).unwrap_or_default();
         let mut d = Diff::default();
-        for (id, old) in &before {
-            match now.get(id) {
-                None => d.deleted.push(old.clone()),
-                Some(new) if new != old => d.updated.push(new.clone()),
+        for (id, new) in &now {
+            match before.remove(id) {
+                None => d.created.push(new.clone()),
+                Some(old) if old != *new => d.updated.push(new.clone()),
                 Some(_) => {}
             }
         }
-        for (id, new) in &now {
-            if !before.contains_key(id) {
-                d.created.push(new.clone());
-            }
-        }
+        d.deleted = before.into_values().collect();
+        all.insert(key, now);
         for list in [&mut d.created, &mut d.updated, &mut d.deleted] {
             list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
         }
@@ -380,10 +378,21 @@ impl CalldService {
             .as_str()
             .and_then(Greeting::parse)
             .ok_or_else(|| ApiError::invalid_field("dest_greeting", "Must be one of: unavailable, busy, name."))?;
-        let data = self.voicemail_greeting(scope, target, g).await?;
+        let source = parse_greeting(g)?;
         let conf = self.voicemail_conf(scope, target).await?;
         let mb = self.mailbox(&conf)?;
-        Self::on_spool(mb, move |mb| mb.put_greeting(dest, &data)).await
+        // One spool job: the source is read and the copy written under the same look at
+        // the mailbox (and its confd row read once).
+        let copied = Self::on_spool(mb, move |mb| match mb.greeting(source)? {
+            Some(data) => mb.put_greeting(dest, &data).map(|()| true),
+            None => Ok(false),
+        })
+        .await?;
+        if copied {
+            Ok(())
+        } else {
+            Err(no_greeting(g))
+        }
     }
 
     /// After a change made here: events for it, and Asterisk re-reads the mailbox (message
@@ -584,4 +593,35 @@ pub fn spawn_watcher(svc: Arc<CalldService>, ami: crate::ami::client::AmiClient,
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(items: &[(&str, &str)]) -> HashMap<String, Value> {
+        items
+            .iter()
+            .map(|(id, folder)| (id.to_string(), json!({ "id": id, "folder": folder })))
+            .collect()
+    }
+
+    #[test]
+    fn seen_tells_what_changed_since_the_last_look() {
+        let seen = Seen::default();
+        let key = ("1000".to_string(), "default".to_string());
+        let first = seen.update(key.clone(), msgs(&[("a", "INBOX"), ("b", "INBOX")]));
+        assert_eq!(first.created.len(), 2);
+        assert!(first.updated.is_empty() && first.deleted.is_empty());
+
+        let d = seen.update(key.clone(), msgs(&[("b", "Old"), ("c", "INBOX")]));
+        assert_eq!(d.created, vec![json!({"id": "c", "folder": "INBOX"})]);
+        assert_eq!(d.updated, vec![json!({"id": "b", "folder": "Old"})]);
+        assert_eq!(d.deleted, vec![json!({"id": "a", "folder": "INBOX"})]);
+
+        // Nothing changed: nothing to tell; another mailbox is its own.
+        assert_eq!(seen.update(key, msgs(&[("b", "Old"), ("c", "INBOX")])), Diff::default());
+        let other = seen.update(("1001".into(), "default".into()), msgs(&[("b", "Old")]));
+        assert_eq!(other.created.len(), 1);
+    }
 }

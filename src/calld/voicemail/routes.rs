@@ -99,7 +99,7 @@ async fn handle(
         Method::PUT => "update",
         Method::DELETE => "delete",
         Method::POST => "create",
-        _ => return Err(not_found()),
+        _ => return Err(ApiError::route_not_found()),
     };
     let path_acl: Vec<String> = segments.iter().map(|s| escape_param(s).into_owned()).collect();
     let acl = if path_acl.is_empty() {
@@ -135,7 +135,7 @@ async fn handle(
                     svc.delete_voicemail_message(&scope, target, id).await?;
                     Ok(no_content())
                 }
-                _ => Err(not_allowed()),
+                _ => Err(ApiError::method_not_allowed()),
             }
         }
         (["messages", id, "recording"], &Method::GET) => {
@@ -162,7 +162,7 @@ async fn handle(
                     svc.delete_voicemail_greeting(&scope, target, g).await?;
                     Ok(no_content())
                 }
-                _ => Err(not_allowed()),
+                _ => Err(ApiError::method_not_allowed()),
             }
         }
         (["greetings", g, "copy"], &Method::POST) => {
@@ -171,22 +171,6 @@ async fn handle(
                 .await?;
             Ok(no_content())
         }
-        _ => Err(not_found()),
-    }
-}
-
-fn not_found() -> ApiError {
-    ApiError::Routing {
-        status: StatusCode::NOT_FOUND,
-        error_id: "not-found",
-        message: "Not found",
-    }
-}
-
-fn not_allowed() -> ApiError {
-    ApiError::Routing {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        error_id: "method-not-allowed",
-        message: "Method not allowed",
+        _ => Err(ApiError::route_not_found()),
     }
 }
