@@ -28,6 +28,7 @@ mod cel_generate;
 mod cel_sources;
 mod cli;
 mod common;
+mod confd_conferences;
 mod confd_core;
 mod confd_lines;
 mod confd_render;
