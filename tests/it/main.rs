@@ -19,6 +19,7 @@ mod auth_tenants;
 mod auth_tokens;
 mod auth_users;
 mod calld_calls;
+mod calld_conferences;
 mod calld_voicemails;
 mod calllog_api;
 mod calllog_cli;
