@@ -35,7 +35,7 @@ fn custom(status: warp::http::StatusCode, error_id: &'static str, message: &str,
 }
 
 /// 503 while accentd has no Asterisk link to act through.
-fn unreachable(link: &'static str, reason: impl Into<String>) -> ApiError {
+pub(super) fn unreachable(link: &'static str, reason: impl Into<String>) -> ApiError {
     let (error_id, message) = match link {
         "ari" => ("asterisk-ari-unreachable", "Asterisk ARI is unreachable"),
         _ => ("asterisk-ami-unreachable", "Asterisk AMI is unreachable"),
@@ -134,7 +134,7 @@ impl CalldService {
             .ok_or_else(|| unreachable("ari", "ARI is not configured"))
     }
 
-    fn ami_link(&self) -> Result<&AmiClient, ApiError> {
+    pub(super) fn ami_link(&self) -> Result<&AmiClient, ApiError> {
         self.ami
             .get()
             .ok_or_else(|| unreachable("ami", "AMI is not configured"))

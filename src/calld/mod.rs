@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod calls;
+pub mod conferences;
 pub mod endpoints;
 pub mod events;
 pub mod originate;

@@ -5,6 +5,7 @@
 
 pub mod astdb;
 pub mod asterisk_files;
+pub mod conferences;
 pub mod contexts;
 pub mod devices;
 pub mod docstore;
@@ -190,7 +191,13 @@ pub fn extension_relations(c: &Connection, id: i64, obj: &mut Map<String, Value>
         None => None,
     };
     obj.insert("outcall".into(), outcall.unwrap_or(Value::Null));
-    for single in ["group", "queue", "conference", "parking_lot"] {
+    let conference = match conferences::conference_of_extension(c, id)? {
+        Some(o) => docstore::get(c, conferences::TABLE, docstore::Key::Id(o))?
+            .map(|row| json!({ "id": row.id, "name": row.doc.get("name") })),
+        None => None,
+    };
+    obj.insert("conference".into(), conference.unwrap_or(Value::Null));
+    for single in ["group", "queue", "parking_lot"] {
         obj.insert(single.into(), Value::Null);
     }
     Ok(())
@@ -206,6 +213,9 @@ pub fn extension_owner(c: &Connection, id: i64) -> Result<Option<&'static str>, 
     }
     if outcalls::outcall_of_extension(c, id)?.is_some() {
         return Ok(Some("Outcall"));
+    }
+    if conferences::conference_of_extension(c, id)?.is_some() {
+        return Ok(Some("Conference"));
     }
     Ok(None)
 }
@@ -286,6 +296,8 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .or(incalls::routes(svc.clone()))
         .unify()
         .or(outcalls::routes(svc.clone()))
+        .unify()
+        .or(conferences::routes(svc.clone()))
         .unify()
         .or(sip_transports::routes(svc.clone()))
         .unify()

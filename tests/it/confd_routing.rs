@@ -13,29 +13,29 @@ use serde_json::{json, Value};
 
 const C: &str = "/api/confd/1.1";
 
-fn assert_confd_error(body: &Value, needle: &str) {
+pub(crate) fn assert_confd_error(body: &Value, needle: &str) {
     let items = body.as_array().unwrap_or_else(|| panic!("array body: {body}"));
     assert!(!items.is_empty() && items.iter().all(Value::is_string), "{body}");
     assert!(body.to_string().contains(needle), "{needle:?} in {body}");
 }
 
-async fn created(s: &TestServer, t: &str, path: &str, body: Value) -> Value {
+pub(crate) async fn created(s: &TestServer, t: &str, path: &str, body: Value) -> Value {
     let (code, obj) = s.post(&format!("{C}{path}"), t, body.clone()).await;
     assert_eq!(code, StatusCode::CREATED, "POST {path} {body}: {obj}");
     obj
 }
 
-async fn put_ok(s: &TestServer, t: &str, path: &str, body: Option<Value>) {
+pub(crate) async fn put_ok(s: &TestServer, t: &str, path: &str, body: Option<Value>) {
     let (code, resp) = s.call(Method::PUT, &format!("{C}{path}"), Some(t), body).await;
     assert_eq!(code, StatusCode::NO_CONTENT, "PUT {path}: {resp}");
 }
 
-async fn delete_ok(s: &TestServer, t: &str, path: &str) {
+pub(crate) async fn delete_ok(s: &TestServer, t: &str, path: &str) {
     let (code, resp) = s.delete(&format!("{C}{path}"), t).await;
     assert_eq!(code, StatusCode::NO_CONTENT, "DELETE {path}: {resp}");
 }
 
-async fn get(s: &TestServer, t: &str, path: &str) -> Value {
+pub(crate) async fn get(s: &TestServer, t: &str, path: &str) -> Value {
     let (code, obj) = s.get(&format!("{C}{path}"), t).await;
     assert_eq!(code, StatusCode::OK, "GET {path}: {obj}");
     obj

@@ -163,6 +163,36 @@ pub fn of_tenant(c: &Connection, name: &str, tenant: Uuid) -> Result<Context, Ap
         .ok_or_else(|| ApiError::invalid_field("context", format!("Context was not found ('name': '{name}')")))
 }
 
+/// The rule a resource reached by an extension keeps (a line, an incall, a conference):
+/// the extension's context is the tenant's, of type `kind`, and the exten lies inside the
+/// ranges `ranges` picks from it. `rule` makes the resource's own error of a broken rule.
+pub fn check_extension_in(
+    tx: &Connection,
+    tenant: Uuid,
+    ext: &super::extensions::Extension,
+    kind: ContextType,
+    ranges: impl Fn(&Context) -> &[Range],
+    rule: impl Fn(String) -> ApiError,
+) -> Result<(), ApiError> {
+    let context = of_tenant(tx, &ext.context, tenant)?;
+    if context.kind != kind {
+        return Err(rule(format!(
+            "Extension '{}@{}' is not in an {} context (type '{}')",
+            ext.exten,
+            ext.context,
+            kind.as_str(),
+            context.kind.as_str()
+        )));
+    }
+    if !ranges(&context).iter().any(|r| r.contains(&ext.exten)) {
+        return Err(rule(format!(
+            "Extension '{}' is outside of range for context '{}'",
+            ext.exten, ext.context
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IncludeBody {

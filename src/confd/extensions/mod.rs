@@ -171,6 +171,9 @@ impl Resource for Extension {
             if super::outcalls::outcall_of_extension(ctx.tx, id)?.is_some() {
                 super::outcalls::check_outcall_extension(ctx.tx, ctx.tenant_uuid, self)?;
             }
+            if super::conferences::conference_of_extension(ctx.tx, id)?.is_some() {
+                super::conferences::check_conference_extension(ctx.tx, ctx.tenant_uuid, self)?;
+            }
         }
         if taken.is_some() {
             return Err(ApiError::conflict(

@@ -55,22 +55,7 @@ pub fn incall_extensions(c: &Connection, incall_id: i64) -> rusqlite::Result<Vec
 /// The rules an extension keeps while it is an incall's: an `incall`
 /// context of the tenant, inside its incall ranges.
 pub fn check_incall_extension(tx: &Connection, tenant: Uuid, ext: &Extension) -> Result<(), ApiError> {
-    let context = contexts::of_tenant(tx, &ext.context, tenant)?;
-    if context.kind != ContextType::Incall {
-        return Err(rule(format!(
-            "Extension '{}@{}' is not in an incall context (type '{}')",
-            ext.exten,
-            ext.context,
-            context.kind.as_str()
-        )));
-    }
-    if !context.incall_ranges.iter().any(|r| r.contains(&ext.exten)) {
-        return Err(rule(format!(
-            "Extension '{}' is outside of range for context '{}'",
-            ext.exten, ext.context
-        )));
-    }
-    Ok(())
+    contexts::check_extension_in(tx, tenant, ext, ContextType::Incall, |c| &c.incall_ranges, rule)
 }
 
 /// Creates, in `tx`, an incall to user `user_id` (ringing `ring_time`
@@ -291,18 +276,7 @@ impl ConfdService {
             })
             .await?;
         if changed {
-            let (name, rk) = if associate {
-                ("incall_extension_associated", "updated")
-            } else {
-                ("incall_extension_dissociated", "deleted")
-            };
-            self.publish_tenant(
-                name,
-                format!("config.incalls.extensions.{rk}"),
-                json!({ "incall_id": incall.id, "extension_id": ext.id }),
-                tenant,
-            );
-            self.reloader.request(&[Reload::Dialplan]);
+            self.announce_extension_association("incall", incall.id, ext.id, tenant, associate);
         }
         Ok(())
     }

@@ -389,22 +389,7 @@ pub fn extension_changed(tx: &Connection, extension_id: i64) -> Result<(), ApiEr
 /// The rules an extension must keep while it is a line's: an internal
 /// context, inside its user ranges.
 pub fn check_line_extension(tx: &Connection, tenant: Uuid, ext: &Extension) -> Result<(), ApiError> {
-    let context = contexts::of_tenant(tx, &ext.context, tenant)?;
-    if context.kind != ContextType::Internal {
-        return Err(rule(format!(
-            "Extension '{}@{}' is not in an internal context (type '{}')",
-            ext.exten,
-            ext.context,
-            context.kind.as_str()
-        )));
-    }
-    if !context.user_ranges.iter().any(|r| r.contains(&ext.exten)) {
-        return Err(rule(format!(
-            "Extension '{}' is outside of range for context '{}'",
-            ext.exten, ext.context
-        )));
-    }
-    Ok(())
+    contexts::check_extension_in(tx, tenant, ext, ContextType::Internal, |c| &c.user_ranges, rule)
 }
 
 impl Resource for Line {
@@ -598,6 +583,34 @@ impl ConfdService {
     /// A tenant event of an association (its own name, routing key and payload).
     pub(crate) fn publish_tenant(&self, name: &str, routing_key: String, data: Value, tenant: Uuid) {
         self.bus.publish(EventSpec::new(name, routing_key, data).tenant(tenant));
+    }
+
+    /// After an extension association of `kind` (`incall`, `outcall`, `conference`) changed:
+    /// `<kind>_extension_associated` (`_dissociated`) with `{<kind>_id, extension_id}` on
+    /// `config.<kind>s.extensions.updated` (`.deleted`), and the dialplan reload.
+    pub(crate) fn announce_extension_association(
+        &self,
+        kind: &str,
+        id: i64,
+        extension_id: i64,
+        tenant: Uuid,
+        associate: bool,
+    ) {
+        let (verb, rk) = if associate {
+            ("associated", "updated")
+        } else {
+            ("dissociated", "deleted")
+        };
+        let mut data = Map::new();
+        data.insert(format!("{kind}_id"), json!(id));
+        data.insert("extension_id".into(), json!(extension_id));
+        self.publish_tenant(
+            &format!("{kind}_extension_{verb}"),
+            format!("config.{kind}s.extensions.{rk}"),
+            Value::Object(data),
+            tenant,
+        );
+        self.reloader.request(&[Reload::Dialplan]);
     }
 
     /// PUT (`associate`) or DELETE `/lines/{id}/endpoints/{kind}/{endpoint}`.

@@ -322,18 +322,7 @@ impl ConfdService {
             })
             .await?;
         if changed {
-            let (name, rk) = if associate {
-                ("outcall_extension_associated", "updated")
-            } else {
-                ("outcall_extension_dissociated", "deleted")
-            };
-            self.publish_tenant(
-                name,
-                format!("config.outcalls.extensions.{rk}"),
-                json!({ "outcall_id": outcall.id, "extension_id": ext.id }),
-                tenant,
-            );
-            self.reloader.request(&[Reload::Dialplan]);
+            self.announce_extension_association("outcall", outcall.id, ext.id, tenant, associate);
         }
         Ok(())
     }

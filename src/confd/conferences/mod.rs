@@ -1,0 +1,199 @@
+//! `/conferences` and `PUT/DELETE /conferences/{id}/extensions/{extension_id}`:
+//! a conference room (one ConfBridge bridge with its user profiles) and the
+//! one extension reaching it (an `internal` context of the tenant, inside
+//! its conference room ranges).
+
+pub mod model;
+
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::Filter;
+
+pub use self::model::Conference;
+use super::contexts::{self, ContextType};
+use super::docstore::Row;
+use super::extensions::{self, Extension};
+use super::reload::Reload;
+use super::resource::{self, association_acl, Check, Def, EventDef, Resource};
+use super::ConfdService;
+use crate::api::error::ApiError;
+use crate::auth::caller::Caller;
+
+pub const TABLE: &str = "confd_conference";
+
+/// A broken association rule: confd's 400 `Resource Error - ...`.
+fn rule(message: impl Into<String>) -> ApiError {
+    ApiError::conflict("Conference", "", message)
+}
+
+/// The conference an extension reaches.
+pub fn conference_of_extension(c: &Connection, extension_id: i64) -> rusqlite::Result<Option<i64>> {
+    c.query_row(
+        "SELECT conference_id FROM confd_conference_extension WHERE extension_id = ?1",
+        [extension_id],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// The extension of a conference: `(id, exten, context)`.
+pub fn conference_extension(c: &Connection, conference_id: i64) -> rusqlite::Result<Option<(i64, String, String)>> {
+    c.query_row(
+        &format!(
+            "SELECT e.id, e.exten, e.context FROM confd_conference_extension ce JOIN {} e ON e.id = ce.extension_id \
+             WHERE ce.conference_id = ?1",
+            extensions::TABLE
+        ),
+        [conference_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()
+}
+
+/// The rules an extension keeps while it reaches a conference: an
+/// `internal` context of the tenant, inside its conference room ranges.
+pub fn check_conference_extension(tx: &Connection, tenant: Uuid, ext: &Extension) -> Result<(), ApiError> {
+    contexts::check_extension_in(
+        tx,
+        tenant,
+        ext,
+        ContextType::Internal,
+        |c| &c.conference_room_ranges,
+        rule,
+    )
+}
+
+impl Resource for Conference {
+    const DEF: Def = Def {
+        path: &["conferences"],
+        acl: "conferences",
+        table: TABLE,
+        kind: "Conference",
+        by_uuid: false,
+        show_id: true,
+        show_uuid: false,
+        orderable: &["id", "name", "preprocess_subroutine"],
+        filterable: &["id", "name", "preprocess_subroutine"],
+        searchable: &["name", "preprocess_subroutine"],
+        default_order: "name",
+        read_only: &["extensions", "incalls"],
+        created: EventDef {
+            name: "conference_created",
+            routing_key: "config.conferences.created",
+        },
+        edited: EventDef {
+            name: "conference_edited",
+            routing_key: "config.conferences.edited",
+        },
+        deleted: EventDef {
+            name: "conference_deleted",
+            routing_key: "config.conferences.deleted",
+        },
+        // The bridge and user profiles live in confbridge.conf, the extension in the dialplan.
+        reloads: &[Reload::Confbridge, Reload::Dialplan],
+    };
+
+    fn check(&self, _ctx: &Check<'_>) -> Result<(), ApiError> {
+        self.validate()
+    }
+
+    fn relations(c: &Connection, row: &Row, obj: &mut Map<String, Value>) -> rusqlite::Result<()> {
+        let extensions: Vec<Value> = conference_extension(c, row.id)?
+            .into_iter()
+            .map(|(id, exten, context)| json!({ "id": id, "exten": exten, "context": context }))
+            .collect();
+        obj.insert("extensions".into(), Value::Array(extensions));
+        obj.insert("incalls".into(), Value::Array(Vec::new()));
+        Ok(())
+    }
+
+    /// The extension is dissociated (kept), as upstream does.
+    fn before_delete(tx: &Connection, row: &Row) -> Result<(), ApiError> {
+        tx.execute(
+            "DELETE FROM confd_conference_extension WHERE conference_id = ?1",
+            [row.id],
+        )?;
+        Ok(())
+    }
+
+    fn event_data(obj: &Map<String, Value>) -> Value {
+        json!({ "id": obj.get("id") })
+    }
+}
+
+impl ConfdService {
+    /// PUT (`associate`) or DELETE `/conferences/{id}/extensions/{extension_id}`.
+    async fn conference_extension(
+        &self,
+        caller: &Caller,
+        conference_id: &str,
+        extension_id: &str,
+        associate: bool,
+    ) -> Result<(), ApiError> {
+        let scope = caller.require(&association_acl(
+            "conferences",
+            conference_id,
+            "extensions",
+            extension_id,
+            associate,
+        ))?;
+        let conference = self.find::<Conference>(&scope, conference_id).await?;
+        let ext = self.find::<Extension>(&scope, extension_id).await?;
+        if conference.tenant_uuid != ext.tenant_uuid {
+            return Err(rule("Conference and Extension are not in the same tenant"));
+        }
+        let (conf_id, e) = (conference.id, ext.clone());
+        let tenant = conference.tenant_uuid;
+        let changed = self
+            .store
+            .write(move |tx| {
+                let current = conference_of_extension(tx, e.id)?;
+                if !associate {
+                    if current != Some(conf_id) {
+                        return Err(rule("Conference and Extension are not associated"));
+                    }
+                    tx.execute("DELETE FROM confd_conference_extension WHERE extension_id = ?1", [e.id])?;
+                    return Ok::<_, ApiError>(true);
+                }
+                if current == Some(conf_id) {
+                    return Ok(false);
+                }
+                if conference_extension(tx, conf_id)?.is_some() {
+                    return Err(rule("Conference already has an Extension"));
+                }
+                if let Some(owner) = super::extension_owner(tx, e.id)? {
+                    return Err(rule(format!("Extension is already associated with a {owner}")));
+                }
+                let extension: Extension = resource::from_map(e.doc.clone())?;
+                check_conference_extension(tx, tenant, &extension)?;
+                tx.execute(
+                    "INSERT INTO confd_conference_extension (conference_id, extension_id) VALUES (?1, ?2)",
+                    params![conf_id, e.id],
+                )?;
+                Ok(true)
+            })
+            .await?;
+        if changed {
+            self.announce_extension_association("conference", conference.id, ext.id, tenant, associate);
+        }
+        Ok(())
+    }
+}
+
+/// CRUD plus the extension association.
+pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
+    let extension = resource::association_route(
+        svc.clone(),
+        "conferences",
+        &["extensions"],
+        |svc: Arc<ConfdService>, caller: Caller, id: String, other: String, associate: bool, _body| async move {
+            svc.conference_extension(&caller, &id, &other, associate).await
+        },
+    );
+    resource::routes::<Conference>(svc).or(extension).unify().boxed()
+}
