@@ -219,6 +219,7 @@ fn transfer_routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
 pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
     let transfers = transfer_routes(svc.clone());
     let voicemails = super::voicemail::routes::routes(svc.clone());
+    let applications = super::applications::routes::routes(svc.clone());
     let authed = authenticated(svc.auth.clone());
 
     let s = svc.clone();
@@ -397,6 +398,8 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .or(transfers)
                 .unify()
                 .or(voicemails)
+                .unify()
+                .or(applications)
                 .unify(),
         )
         .boxed()
