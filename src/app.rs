@@ -239,6 +239,10 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
     if let Some(ari) = &app.ari {
         let _ = app.calld.ari.set(ari.client.clone());
     }
+    tasks.push(crate::calld::applications::stasis::spawn(
+        app.calld.clone(),
+        shutdown.clone(),
+    ));
     if app.ami.is_some() || app.ari.is_some() {
         tasks.push(crate::calld::events::spawn(app.calld.clone(), shutdown.clone()));
         let links = Links {

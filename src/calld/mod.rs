@@ -4,6 +4,7 @@
 //! every change of a call is published on the bus ([`events`]).
 
 pub mod actions;
+pub mod applications;
 pub mod calls;
 pub mod conferences;
 pub mod endpoints;
@@ -47,6 +48,8 @@ pub struct CalldService {
     pub body_limit: u64,
     /// Asterisk's voicemail spool (`<dir>/<context>/<number>/INBOX/...`).
     pub voicemail_dir: PathBuf,
+    /// The Stasis applications: their calls, nodes and playbacks.
+    pub applications: applications::Applications,
     voicemail_seen: voicemail::Seen,
     owners: OwnersCache,
     /// Channel id -> what calld did to it (mute, recording); dropped when the channel is gone.
@@ -78,6 +81,7 @@ impl CalldService {
             recordings_dir,
             body_limit,
             voicemail_dir,
+            applications: applications::Applications::default(),
             voicemail_seen: voicemail::Seen::default(),
             owners: OwnersCache::default(),
             marks: DashMap::new(),

@@ -110,7 +110,7 @@ pub(super) fn check_dialplan_word(field: &str, value: &str) -> Result<(), ApiErr
 
 /// Caller-given channel variables: plain names only (a function name such as `FILE(...)`
 /// would let a client write files on the PBX), string values without control characters.
-fn check_variables(vars: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+pub(super) fn check_variables(vars: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     if vars.len() > MAX_VARIABLES {
         return Err(ApiError::invalid_field(
             "variables",

@@ -220,6 +220,7 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
     let transfers = transfer_routes(svc.clone());
     let voicemails = super::voicemail::routes::routes(svc.clone());
     let svc_conferences = svc.clone();
+    let applications = super::applications::routes::routes(svc.clone());
     let authed = authenticated(svc.auth.clone());
 
     let s = svc.clone();
@@ -400,6 +401,8 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .or(voicemails)
                 .unify()
                 .or(super::conferences::routes::routes(svc_conferences))
+                .unify()
+                .or(applications)
                 .unify(),
         )
         .boxed()

@@ -3,6 +3,7 @@
 //! validation, the shared document store, the five REST operations, events
 //! and the Asterisk reloads its changes need (`reload.rs`).
 
+pub mod applications;
 pub mod astdb;
 pub mod asterisk_files;
 pub mod conferences;
@@ -316,6 +317,8 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .or(users::routes(svc.clone()))
         .unify()
         .or(resource::routes::<voicemails::Voicemail>(svc.clone()))
+        .unify()
+        .or(applications::routes(svc.clone()))
         .unify()
         .or(asterisk_files::routes(svc))
         .unify()

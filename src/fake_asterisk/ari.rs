@@ -166,6 +166,8 @@ struct Model {
     bridges: Vec<Bridge>,
     /// Ids of the channels inside a Stasis application.
     in_stasis: Vec<String>,
+    /// Ids of the playbacks started through the fake and not finished.
+    playbacks: Vec<String>,
 }
 
 impl Model {
@@ -207,6 +209,7 @@ impl Model {
                 self.in_stasis.push(e.channel.id.clone());
             }
             AriEvent::StasisEnd(e) => self.in_stasis.retain(|id| *id != e.channel.id),
+            AriEvent::PlaybackFinished(e) => self.playbacks.retain(|id| *id != e.playback.id),
             _ => {}
         }
         for snapshot in event.channels() {
@@ -670,7 +673,14 @@ async fn handle(shared: Arc<Shared>, mut req: hyper::Request<Incoming>) -> Respo
         log.body = text.clone();
     }
     let path = format!("/ari/{}", segs.join("/"));
-    rest(&shared, &method, &segs, &path, &query, &text)
+    let response = rest(&shared, &method, &segs, &path, &query, &text);
+    // A playback started here can be stopped until it finishes.
+    if let ("POST", [_, _, "play"], Some(id)) = (method.as_str(), segs.as_slice(), query.get("playbackId")) {
+        if response.status() == StatusCode::CREATED {
+            shared.state().model.playbacks.push(id.clone());
+        }
+    }
+    response
 }
 
 fn upgrade(shared: Arc<Shared>, req: &mut hyper::Request<Incoming>, query: &BTreeMap<String, String>) -> Response {
@@ -1018,6 +1028,58 @@ fn channel_control(method: &str, op: &str) -> Option<bool> {
     }
 }
 
+/// `POST /bridges` that the recording did not make: a new bridge in the shape scenario 05
+/// recorded (`simple_bridge`, class `stasis`, created by `Stasis`), added to the live model so
+/// the control requests on it find it. Asterisk's checks: the known bridge types, a free id.
+fn create_bridge(st: &mut State, query: &BTreeMap<String, String>) -> (u16, Value) {
+    let kind = query.get("type").map(String::as_str).unwrap_or("mixing");
+    let known = [
+        "mixing",
+        "holding",
+        "dtmf_events",
+        "proxy_media",
+        "video_sfu",
+        "video_single",
+        "sdp_label",
+    ];
+    if !kind.split(',').all(|k| known.contains(&k.trim())) {
+        return (400, json!({ "message": "Invalid bridge type" }));
+    }
+    let id = query
+        .get("bridgeId")
+        .cloned()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if st.model().bridge(&id).is_some() {
+        return (
+            409,
+            json!({ "message": "Bridge with the same bridgeId already exists" }),
+        );
+    }
+    let bridge_type = if kind.split(',').any(|k| k.trim() == "holding") {
+        "holding"
+    } else {
+        "mixing"
+    };
+    let answer = json!({
+        "id": id,
+        "technology": if bridge_type == "holding" { "holding_bridge" } else { "simple_bridge" },
+        "bridge_type": bridge_type,
+        "bridge_class": "stasis",
+        "creator": "Stasis",
+        "name": query.get("name").cloned().unwrap_or_default(),
+        "channels": [],
+        "creationtime": now_ari(),
+        "video_mode": "talker",
+    });
+    match serde_json::from_value::<Bridge>(answer.clone()) {
+        Ok(bridge) => {
+            st.model.bridges.push(bridge);
+            (200, answer)
+        }
+        Err(e) => (500, json!({ "message": format!("fake Asterisk: bridge model: {e}") })),
+    }
+}
+
 fn rest(
     shared: &Shared,
     method: &str,
@@ -1042,6 +1104,23 @@ fn rest(
         let x = &st.exchanges[index];
         let body = (!x.response.is_null()).then_some(&x.response);
         return reply(x.status, body);
+    }
+    match (method, segs) {
+        ("POST", ["bridges"]) => {
+            let (status, answer) = create_bridge(&mut st, query);
+            return reply(status, Some(&answer));
+        }
+        ("DELETE", ["playbacks", id]) => {
+            st.model();
+            let known = st.model.playbacks.iter().any(|p| p == id);
+            st.model.playbacks.retain(|p| p != id);
+            return if known {
+                reply(204, None)
+            } else {
+                error(404, "Playback not found")
+            };
+        }
+        _ => {}
     }
     let apps = applications(&st.apps);
     let model = st.model();

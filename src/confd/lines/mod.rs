@@ -518,7 +518,8 @@ impl Resource for Line {
         obj.insert("device_id".into(), device.unwrap_or(Value::Null));
         endpoints_and_extensions(c, row.id, obj)?;
         obj.insert("users".into(), Value::Array(line_users(c, row.id)?));
-        obj.insert("application".into(), Value::Null);
+        let application = super::applications::application_of_line(c, row.id)?;
+        obj.insert("application".into(), application.unwrap_or(Value::Null));
         Ok(())
     }
 
