@@ -364,15 +364,8 @@ async fn changes_reload_confbridge_and_dialplan() {
         .await
         .expect("fake");
     fake.respond_with("Command", Some(command_success()));
-    let addr = fake.addr().to_string();
-    let s = TestServer::start_with(|c| {
-        c.ami.addr = addr;
-        c.ami.user = "accent".into();
-        c.ami.password = "accent".into();
-    })
-    .await;
+    let s = TestServer::start_with_ami(&fake).await;
     let t = s.admin_token.clone();
-    wait_for("AMI up", || s.app().ami.as_ref().is_some_and(|a| a.is_connected())).await;
     contexts(&s, &t).await;
     let ext = extension(&s, &t, "4000", "default").await;
     wait_for("context reloads", || !commands(&fake).is_empty()).await;
