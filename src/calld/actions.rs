@@ -50,7 +50,7 @@ fn unreachable(link: &'static str, reason: impl Into<String>) -> ApiError {
 
 /// An AMI failure as upstream answers it: the channel is gone (404), the link is down or
 /// Asterisk refused (503).
-fn ami_error(id: &str, e: AmiError) -> ApiError {
+pub(super) fn ami_error(id: &str, e: AmiError) -> ApiError {
     match e {
         AmiError::ActionFailed { message } if channel_missing(&message) => no_such_call(id),
         AmiError::ActionFailed { message } => custom(
@@ -134,7 +134,7 @@ impl CalldService {
             .ok_or_else(|| unreachable("ari", "ARI is not configured"))
     }
 
-    fn ami_link(&self) -> Result<&AmiClient, ApiError> {
+    pub(super) fn ami_link(&self) -> Result<&AmiClient, ApiError> {
         self.ami
             .get()
             .ok_or_else(|| unreachable("ami", "AMI is not configured"))

@@ -60,6 +60,8 @@ pub enum RecordState {
 pub struct Marks {
     pub muted: bool,
     pub record: RecordState,
+    /// Parked, as res_parking's events said (its holding bridge is not a call bridge ARI shows).
+    pub parked: bool,
 }
 
 fn iso(t: Option<OffsetDateTime>) -> Option<String> {
@@ -191,7 +193,7 @@ impl Snapshot {
             "on_hold": ch.on_hold,
             "muted": marks.muted || ch.muted.unwrap_or(false),
             "record_state": marks.record,
-            "parked": parked,
+            "parked": parked || marks.parked,
             "talking_to": talking_to,
             "bridges": ch.bridge_id.iter().collect::<Vec<_>>(),
             "user_uuid": owner.and_then(Owner::user_uuid),

@@ -116,7 +116,7 @@ fn created(v: &serde_json::Value) -> Response {
 }
 
 /// An optional `users/me` prefix: `true` when the path has it.
-fn me_prefix() -> impl Filter<Extract = (bool,), Error = std::convert::Infallible> + Clone {
+pub(super) fn me_prefix() -> impl Filter<Extract = (bool,), Error = std::convert::Infallible> + Clone {
     warp::path("users")
         .and(warp::path("me"))
         .map(|| true)
@@ -219,6 +219,7 @@ fn transfer_routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
 pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
     let transfers = transfer_routes(svc.clone());
     let voicemails = super::voicemail::routes::routes(svc.clone());
+    let parking = super::parking::routes::routes(svc.clone());
     let authed = authenticated(svc.auth.clone());
 
     let s = svc.clone();
@@ -397,6 +398,8 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .or(transfers)
                 .unify()
                 .or(voicemails)
+                .unify()
+                .or(parking)
                 .unify(),
         )
         .boxed()

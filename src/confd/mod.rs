@@ -19,6 +19,7 @@ pub mod incalls;
 pub mod lines;
 pub mod options;
 pub mod outcalls;
+pub mod parking_lots;
 pub mod reload;
 pub mod render;
 pub mod resource;
@@ -190,7 +191,9 @@ pub fn extension_relations(c: &Connection, id: i64, obj: &mut Map<String, Value>
         None => None,
     };
     obj.insert("outcall".into(), outcall.unwrap_or(Value::Null));
-    for single in ["group", "queue", "conference", "parking_lot"] {
+    let parking_lot = parking_lots::lot_of_extension(c, id)?.map(|p| json!({ "id": p }));
+    obj.insert("parking_lot".into(), parking_lot.unwrap_or(Value::Null));
+    for single in ["group", "queue", "conference"] {
         obj.insert(single.into(), Value::Null);
     }
     Ok(())
@@ -206,6 +209,9 @@ pub fn extension_owner(c: &Connection, id: i64) -> Result<Option<&'static str>, 
     }
     if outcalls::outcall_of_extension(c, id)?.is_some() {
         return Ok(Some("Outcall"));
+    }
+    if parking_lots::lot_of_extension(c, id)?.is_some() {
+        return Ok(Some("ParkingLot"));
     }
     Ok(None)
 }
@@ -286,6 +292,8 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .or(incalls::routes(svc.clone()))
         .unify()
         .or(outcalls::routes(svc.clone()))
+        .unify()
+        .or(parking_lots::routes(svc.clone()))
         .unify()
         .or(sip_transports::routes(svc.clone()))
         .unify()

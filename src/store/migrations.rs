@@ -22,6 +22,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../confd/sql/003_users_voicemails.sql")),
         M::up(include_str!("../confd/sql/005_routing.sql")),
         M::up(include_str!("../confd/sql/006_user_lines.sql")),
+        M::up(include_str!("../confd/sql/007_parking.sql")),
     ])
 }
 
