@@ -235,6 +235,7 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
         let _ = app.calld.ami.set(ami.clone());
         crate::calld::voicemail::spawn_watcher(app.calld.clone(), ami.clone(), shutdown.clone());
         crate::calld::conferences::spawn_watcher(app.calld.clone(), ami.clone(), shutdown.clone());
+        crate::calld::parking::spawn_watcher(app.calld.clone(), ami.clone(), shutdown.clone());
     }
     if let Some(ari) = &app.ari {
         let _ = app.calld.ari.set(ari.client.clone());

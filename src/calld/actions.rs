@@ -50,7 +50,7 @@ pub(super) fn unreachable(link: &'static str, reason: impl Into<String>) -> ApiE
 
 /// An AMI failure as upstream answers it: the channel is gone (404), the link is down or
 /// Asterisk refused (503).
-fn ami_error(id: &str, e: AmiError) -> ApiError {
+pub(super) fn ami_error(id: &str, e: AmiError) -> ApiError {
     match e {
         AmiError::ActionFailed { message } if channel_missing(&message) => no_such_call(id),
         AmiError::ActionFailed { message } => custom(

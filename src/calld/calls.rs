@@ -61,6 +61,8 @@ pub enum RecordState {
 pub struct Marks {
     pub muted: bool,
     pub record: RecordState,
+    /// Parked, as res_parking's events said (its holding bridge is not a call bridge ARI shows).
+    pub parked: bool,
 }
 
 fn iso(t: Option<OffsetDateTime>) -> Option<String> {
@@ -195,7 +197,7 @@ impl Snapshot {
             on_hold: ch.on_hold,
             muted: marks.is_some_and(|m| m.muted) || ch.muted.unwrap_or(false),
             record_state: marks.map(|m| m.record).unwrap_or_default(),
-            parked,
+            parked: parked || marks.is_some_and(|m| m.parked),
             talking_to: TalkingTo(talking_to),
             bridges: ch.bridge_id.as_slice(),
             user_uuid: owner.and_then(Owner::user_uuid),

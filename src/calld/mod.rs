@@ -11,6 +11,7 @@ pub mod endpoints;
 pub mod events;
 pub mod originate;
 pub mod owners;
+pub mod parking;
 mod routes;
 pub mod transfers;
 pub mod voicemail;
@@ -56,6 +57,8 @@ pub struct CalldService {
     marks: DashMap<String, Marks>,
     /// Attended transfers in progress, by id.
     transfers: DashMap<String, transfers::Transfer>,
+    /// Parked calls as res_parking's events told them.
+    parking: parking::Parked,
     pokes: mpsc::UnboundedSender<String>,
     pokes_rx: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
 }
@@ -86,6 +89,7 @@ impl CalldService {
             owners: OwnersCache::default(),
             marks: DashMap::new(),
             transfers: DashMap::new(),
+            parking: parking::Parked::default(),
             pokes,
             pokes_rx: Mutex::new(Some(rx)),
         }

@@ -116,7 +116,7 @@ fn created(v: &serde_json::Value) -> Response {
 }
 
 /// An optional `users/me` prefix: `true` when the path has it.
-fn me_prefix() -> impl Filter<Extract = (bool,), Error = std::convert::Infallible> + Clone {
+pub(super) fn me_prefix() -> impl Filter<Extract = (bool,), Error = std::convert::Infallible> + Clone {
     warp::path("users")
         .and(warp::path("me"))
         .map(|| true)
@@ -221,6 +221,7 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
     let voicemails = super::voicemail::routes::routes(svc.clone());
     let svc_conferences = svc.clone();
     let applications = super::applications::routes::routes(svc.clone());
+    let parking = super::parking::routes::routes(svc.clone());
     let authed = authenticated(svc.auth.clone());
 
     let s = svc.clone();
@@ -403,6 +404,8 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .or(super::conferences::routes::routes(svc_conferences))
                 .unify()
                 .or(applications)
+                .unify()
+                .or(parking)
                 .unify(),
         )
         .boxed()

@@ -21,6 +21,7 @@ pub mod incalls;
 pub mod lines;
 pub mod options;
 pub mod outcalls;
+pub mod parking_lots;
 pub mod reload;
 pub mod render;
 pub mod resource;
@@ -198,7 +199,9 @@ pub fn extension_relations(c: &Connection, id: i64, obj: &mut Map<String, Value>
         None => None,
     };
     obj.insert("conference".into(), conference.unwrap_or(Value::Null));
-    for single in ["group", "queue", "parking_lot"] {
+    let parking_lot = parking_lots::lot_of_extension(c, id)?.map(|p| json!({ "id": p }));
+    obj.insert("parking_lot".into(), parking_lot.unwrap_or(Value::Null));
+    for single in ["group", "queue"] {
         obj.insert(single.into(), Value::Null);
     }
     Ok(())
@@ -217,6 +220,9 @@ pub fn extension_owner(c: &Connection, id: i64) -> Result<Option<&'static str>, 
     }
     if conferences::conference_of_extension(c, id)?.is_some() {
         return Ok(Some("Conference"));
+    }
+    if parking_lots::lot_of_extension(c, id)?.is_some() {
+        return Ok(Some("ParkingLot"));
     }
     Ok(None)
 }
@@ -299,6 +305,8 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .or(outcalls::routes(svc.clone()))
         .unify()
         .or(conferences::routes(svc.clone()))
+        .unify()
+        .or(parking_lots::routes(svc.clone()))
         .unify()
         .or(sip_transports::routes(svc.clone()))
         .unify()

@@ -24,6 +24,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../confd/sql/006_user_lines.sql")),
         M::up(include_str!("../confd/sql/007_conferences.sql")),
         M::up(include_str!("../confd/sql/007_applications.sql")),
+        M::up(include_str!("../confd/sql/007_parking.sql")),
     ])
 }
 

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 pub(crate) const CALLD: &str = "/api/calld/1.0";
 pub(crate) const C: &str = "/api/confd/1.1";
-const ALICE_CALL: &str = "1795874804.0";
-const BOB_CALL: &str = "1795874804.1";
+pub(crate) const ALICE_CALL: &str = "1795874804.0";
+pub(crate) const BOB_CALL: &str = "1795874804.1";
 
 /// Index just past the `n`th item satisfying `f`.
 fn past_nth<T>(items: &[T], n: usize, f: impl Fn(&T) -> bool) -> usize {
@@ -104,7 +104,7 @@ pub(crate) async fn user(s: &TestServer, first: &str, login: &str, device: &str)
 }
 
 /// Accentd on scenario 21 with both links, the two phones provisioned, replayed until both legs are bridged.
-async fn bridged_call() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
+pub(crate) async fn bridged_call() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
     let (ami, ari, s, alice, bob) = provisioned().await;
     replay_until_bridged(&ami, &ari, &s).await;
     (ami, ari, s, alice, bob)

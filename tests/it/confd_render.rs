@@ -278,6 +278,22 @@ async fn provision_routing(s: &TestServer) {
         json!({"prefix": "9", "external_prefix": "+33", "strip_digits": 2}),
     )
     .await;
+
+    // A parking lot reached through 1500 (slots 1501-1510); one without extension is not written.
+    let lot = created(
+        s,
+        "/parkinglots",
+        json!({"name": "Main", "slots_start": "1501", "slots_end": "1510", "music_on_hold": "default"}),
+    )
+    .await;
+    created(s, "/parkinglots", json!({"slots_start": "1601", "slots_end": "1610"})).await;
+    let ext = created(s, "/extensions", json!({"exten": "1500", "context": "default"})).await;
+    no_content(
+        s,
+        &format!("/parkinglots/{}/extensions/{}", lot["id"], ext["id"]),
+        json!({}),
+    )
+    .await;
 }
 
 /// The rendered text with the ids that differ from run to run replaced.
@@ -308,6 +324,7 @@ async fn fixture_configuration_renders_to_the_golden_files() {
             "features.conf",
             "iax.conf",
             "pjsip.conf",
+            "res_parking.conf",
             "voicemail.conf"
         ]
     );
@@ -396,7 +413,7 @@ fn render_command_writes_the_files() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(out.path().join("extensions.conf")).expect("rendered");
     syntax::parse(&text).expect("valid");
-    assert!(String::from_utf8_lossy(&o.stdout).contains("7 file(s) changed"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("8 file(s) changed"));
     // Nothing changed: nothing rewritten.
     let o = Command::new(BIN)
         .args(["render", "--out"])

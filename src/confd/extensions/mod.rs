@@ -174,7 +174,9 @@ impl Resource for Extension {
             if super::conferences::conference_of_extension(ctx.tx, id)?.is_some() {
                 super::conferences::check_conference_extension(ctx.tx, ctx.tenant_uuid, self)?;
             }
+            super::parking_lots::check_lot_extension(ctx.tx, ctx.tenant_uuid, id, self)?;
         }
+        super::parking_lots::check_not_in_slots(ctx.tx, &self.exten, &self.context)?;
         if taken.is_some() {
             return Err(ApiError::conflict(
                 "Extension",

@@ -7,6 +7,7 @@
 //! and group only (they hold SIP and voicemail secrets).
 
 pub mod model;
+pub mod parking;
 pub mod pjsip;
 pub mod routing;
 pub mod syntax;
@@ -34,6 +35,7 @@ const BUILTIN: &[(&str, &str)] = &[
     builtin!("features.conf.j2"),
     builtin!("confbridge.conf.j2"),
     builtin!("iax.conf.j2"),
+    builtin!("res_parking.conf.j2"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -32,6 +32,7 @@ pub struct Model {
     /// The sections of every trunk's SIP endpoint (with identify/registration).
     pub sip_trunks: Vec<PjsipSection>,
     pub voicemail_contexts: Vec<VoicemailContext>,
+    pub parking_lots: Vec<super::parking::ParkingLotSection>,
 }
 
 impl Default for Model {
@@ -48,6 +49,7 @@ impl Default for Model {
             sip_endpoints: Vec::new(),
             sip_trunks: Vec::new(),
             voicemail_contexts: Vec::new(),
+            parking_lots: Vec::new(),
         }
     }
 }
@@ -239,6 +241,7 @@ impl Model {
             ctx.extensions.sort_by(|a, b| a.exten.cmp(&b.exten));
         }
         model.load_voicemails(c)?;
+        model.parking_lots = super::parking::load(c)?;
         Ok(model)
     }
 
