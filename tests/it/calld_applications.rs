@@ -189,7 +189,7 @@ async fn calls_enter_the_destination_node_and_take_actions() {
         &s,
         &ari,
         json!({"name": "ivr", "destination": "node",
-               "destination_options": {"type": "mixing", "answer": true, "music_on_hold": "jazz"}}),
+               "destination_options": {"type": "holding", "answer": true, "music_on_hold": "jazz"}}),
     )
     .await;
     let app = format!("/applications/{uuid}");
@@ -207,12 +207,12 @@ async fn calls_enter_the_destination_node_and_take_actions() {
     let node = wait_event(&mut bus, "application_destination_node_created").await;
     assert_eq!(node.data["node"], json!({"uuid": uuid, "calls": []}));
     assert_eq!(node.routing_key, format!("applications.{uuid}.nodes.created"));
-    // The bridge (the application's uuid, the destination's type), answered, added, music.
+    // The bridge (the application's uuid, the destination's type) with its music, answered, added.
     let stasis = format!("accent-app-{uuid}");
     wait_request(
         &ari,
         from,
-        req("POST", &format!("/ari/channels/{CALL}/moh"), &[("mohClass", "jazz")]),
+        req("POST", &format!("/ari/bridges/{uuid}/addChannel"), &[("channel", CALL)]),
     )
     .await;
     let sent: Vec<Req> = requests(&ari).into_iter().skip(from).collect();
@@ -222,11 +222,11 @@ async fn calls_enter_the_destination_node_and_take_actions() {
             req(
                 "POST",
                 "/ari/bridges",
-                &[("type", "mixing"), ("bridgeId", &uuid), ("name", &stasis)]
+                &[("type", "holding"), ("bridgeId", &uuid), ("name", &stasis)]
             ),
+            req("POST", &format!("/ari/bridges/{uuid}/moh"), &[("mohClass", "jazz")]),
             req("POST", &format!("/ari/channels/{CALL}/answer"), &[]),
             req("POST", &format!("/ari/bridges/{uuid}/addChannel"), &[("channel", CALL)]),
-            req("POST", &format!("/ari/channels/{CALL}/moh"), &[("mohClass", "jazz")]),
         ]
     );
     ari.inject(&bridge_event("ChannelEnteredBridge", &uuid, &uuid, CALL, &[CALL]));

@@ -31,7 +31,7 @@ use crate::ari::events::AriEvent;
 use crate::ari::models::{Channel, ChannelState};
 use crate::ari::{AriEvents, AriEventsOptions};
 use crate::calld::CalldService;
-use crate::confd::applications::Application;
+use crate::confd::applications::{Application, NodeType};
 
 type Feed = mpsc::UnboundedSender<(Uuid, Arc<AriEvent>)>;
 
@@ -329,6 +329,12 @@ async fn entered(svc: &CalldService, app: Uuid, channel: Channel) {
         };
         match ari.create_bridge(&params).await {
             Ok(_) => {
+                // A holding bridge plays its music to the calls waiting in it.
+                if let (NodeType::Holding, Some(class)) = (options.kind, options.music_on_hold.as_deref()) {
+                    if let Err(e) = ari.bridge_start_moh(&node, Some(class)).await {
+                        tracing::warn!(application = %app, error = %e, "music on hold not started");
+                    }
+                }
                 let created = Node {
                     app,
                     uuid: node.clone(),
@@ -350,12 +356,6 @@ async fn entered(svc: &CalldService, app: Uuid, channel: Channel) {
     }
     if let Err(e) = ari.add_channels(&node, &[&id], &AddChannelOptions::default()).await {
         tracing::warn!(call_id = %id, error = %e, "application call not added to the destination node");
-        return;
-    }
-    if let Some(class) = options.music_on_hold.as_deref() {
-        if let Err(e) = ari.start_moh(&id, Some(class)).await {
-            tracing::warn!(call_id = %id, error = %e, "music on hold not started");
-        }
     }
 }
 
