@@ -25,7 +25,13 @@ use crate::control::model::Channel;
 /// The most digits one DTMF request may send (each is one AMI action).
 pub const MAX_DTMF_DIGITS: usize = 64;
 
-fn custom(status: warp::http::StatusCode, error_id: &'static str, message: &str, details: Value) -> ApiError {
+/// An error with upstream's id and details.
+pub(super) fn custom(
+    status: warp::http::StatusCode,
+    error_id: &'static str,
+    message: &str,
+    details: Value,
+) -> ApiError {
     ApiError::Custom {
         status,
         error_id,

@@ -14,6 +14,7 @@ pub mod endpoints_custom;
 pub mod endpoints_sccp;
 pub mod endpoints_sip;
 pub mod error;
+pub mod extension_link;
 pub mod extensions;
 pub mod features;
 pub mod fields;

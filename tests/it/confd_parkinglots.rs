@@ -193,7 +193,7 @@ async fn parking_lots_crud_association_and_events() {
         Method::PUT,
         &format!("/parkinglots/{lot_id}/extensions/{}", id(&park2)),
         None,
-        "ParkingLot is already associated with Extension",
+        "ParkingLot already has an Extension",
     )
     .await;
     let did = created(
@@ -427,14 +427,7 @@ async fn res_parking_conf_and_its_reload() {
         .await
         .expect("fake");
     fake.respond_with("Command", Some(command_success()));
-    let addr = fake.addr().to_string();
-    let s = TestServer::start_with(|c| {
-        c.ami.addr = addr;
-        c.ami.user = "accent".into();
-        c.ami.password = "accent".into();
-    })
-    .await;
-    wait_for("AMI up", || s.app().ami.as_ref().is_some_and(|a| a.is_connected())).await;
+    let s = TestServer::start_with_ami(&fake).await;
     contexts(&s).await;
     wait_for("contexts reload", || !commands(&fake).is_empty()).await;
     tokio::time::sleep(Duration::from_millis(600)).await;

@@ -833,15 +833,8 @@ async fn changes_send_their_reloads() {
         .await
         .expect("fake");
     fake.respond_with("Command", Some(command_success()));
-    let addr = fake.addr().to_string();
-    let s = TestServer::start_with(|c| {
-        c.ami.addr = addr;
-        c.ami.user = "accent".into();
-        c.ami.password = "accent".into();
-    })
-    .await;
+    let s = TestServer::start_with_ami(&fake).await;
     let t = s.admin_token.clone();
-    wait_for("AMI up", || s.app().ami.as_ref().is_some_and(|a| a.is_connected())).await;
     let settle = |n: usize| {
         let fake = &fake;
         async move {

@@ -7,6 +7,7 @@
 pub mod model;
 pub mod routes;
 
+use super::actions::custom;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,15 +51,6 @@ pub struct ParkBody {
     pub preferred_slot: Option<String>,
     #[serde(default)]
     pub timeout: Option<i64>,
-}
-
-fn custom(status: warp::http::StatusCode, error_id: &'static str, message: &str, details: Value) -> ApiError {
-    ApiError::Custom {
-        status,
-        error_id,
-        message: message.into(),
-        details,
-    }
 }
 
 /// upstream's 404 for a lot that does not exist or that the caller may not see.

@@ -7,7 +7,7 @@ pub mod model;
 
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 use warp::filters::BoxedFilter;
@@ -17,9 +17,10 @@ use warp::Filter;
 pub use self::model::Conference;
 use super::contexts::{self, ContextType};
 use super::docstore::Row;
+use super::extension_link::ExtensionLink;
 use super::extensions::{self, Extension};
 use super::reload::Reload;
-use super::resource::{self, association_acl, Check, Def, EventDef, Resource};
+use super::resource::{self, Check, Def, EventDef, Resource};
 use super::ConfdService;
 use crate::api::error::ApiError;
 use crate::auth::caller::Caller;
@@ -33,12 +34,7 @@ fn rule(message: impl Into<String>) -> ApiError {
 
 /// The conference an extension reaches.
 pub fn conference_of_extension(c: &Connection, extension_id: i64) -> rusqlite::Result<Option<i64>> {
-    c.query_row(
-        "SELECT conference_id FROM confd_conference_extension WHERE extension_id = ?1",
-        [extension_id],
-        |r| r.get(0),
-    )
-    .optional()
+    EXTENSION.owner_of(c, extension_id)
 }
 
 /// The extension of a conference: `(id, exten, context)`.
@@ -126,6 +122,14 @@ impl Resource for Conference {
     }
 }
 
+/// Where a conference's one extension is kept.
+pub static EXTENSION: ExtensionLink = ExtensionLink {
+    table: "confd_conference_extension",
+    column: "conference_id",
+    label: "Conference",
+    path: "conferences",
+};
+
 impl ConfdService {
     /// PUT (`associate`) or DELETE `/conferences/{id}/extensions/{extension_id}`.
     async fn conference_extension(
@@ -135,51 +139,18 @@ impl ConfdService {
         extension_id: &str,
         associate: bool,
     ) -> Result<(), ApiError> {
-        let scope = caller.require(&association_acl(
-            "conferences",
-            conference_id,
-            "extensions",
-            extension_id,
-            associate,
-        ))?;
-        let conference = self.find::<Conference>(&scope, conference_id).await?;
-        let ext = self.find::<Extension>(&scope, extension_id).await?;
-        if conference.tenant_uuid != ext.tenant_uuid {
-            return Err(rule("Conference and Extension are not in the same tenant"));
-        }
-        let (conf_id, e) = (conference.id, ext.clone());
-        let tenant = conference.tenant_uuid;
-        let changed = self
-            .store
-            .write(move |tx| {
-                let current = conference_of_extension(tx, e.id)?;
-                if !associate {
-                    if current != Some(conf_id) {
-                        return Err(rule("Conference and Extension are not associated"));
-                    }
-                    tx.execute("DELETE FROM confd_conference_extension WHERE extension_id = ?1", [e.id])?;
-                    return Ok::<_, ApiError>(true);
-                }
-                if current == Some(conf_id) {
-                    return Ok(false);
-                }
-                if conference_extension(tx, conf_id)?.is_some() {
-                    return Err(rule("Conference already has an Extension"));
-                }
-                if let Some(owner) = super::extension_owner(tx, e.id)? {
-                    return Err(rule(format!("Extension is already associated with a {owner}")));
-                }
-                let extension: Extension = resource::from_map(e.doc.clone())?;
-                check_conference_extension(tx, tenant, &extension)?;
-                tx.execute(
-                    "INSERT INTO confd_conference_extension (conference_id, extension_id) VALUES (?1, ?2)",
-                    params![conf_id, e.id],
-                )?;
-                Ok(true)
-            })
+        let linked = self
+            .link_extension::<Conference>(
+                &EXTENSION,
+                caller,
+                conference_id,
+                extension_id,
+                associate,
+                |tx, row, _, ext| check_conference_extension(tx, row.tenant_uuid, ext),
+            )
             .await?;
-        if changed {
-            self.announce_extension_association("conference", conference.id, ext.id, tenant, associate);
+        if let Some(l) = linked {
+            self.announce_extension_association("conference", l.owner_id, l.extension_id, l.tenant, associate);
         }
         Ok(())
     }

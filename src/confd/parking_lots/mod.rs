@@ -20,9 +20,10 @@ use self::model::slot_number;
 pub use self::model::ParkingLot;
 use super::contexts::{self, ContextType};
 use super::docstore::Row;
+use super::extension_link::ExtensionLink;
 use super::extensions::{self, Extension};
 use super::reload::Reload;
-use super::resource::{self, association_acl, Check, Def, EventDef, Resource};
+use super::resource::{self, Check, Def, EventDef, Resource};
 use super::ConfdService;
 use crate::api::error::ApiError;
 use crate::auth::caller::Caller;
@@ -49,12 +50,7 @@ pub fn id_of_asterisk_name(name: &str) -> Option<i64> {
 
 /// The lot an extension parks into.
 pub fn lot_of_extension(c: &Connection, extension_id: i64) -> rusqlite::Result<Option<i64>> {
-    c.query_row(
-        "SELECT parking_lot_id FROM confd_parking_lot_extension WHERE extension_id = ?1",
-        [extension_id],
-        |r| r.get(0),
-    )
-    .optional()
+    EXTENSION.owner_of(c, extension_id)
 }
 
 /// The extension of a lot: `(id, exten, context)`.
@@ -237,6 +233,14 @@ impl Resource for ParkingLot {
     }
 }
 
+/// Where a lot's one extension is kept.
+pub static EXTENSION: ExtensionLink = ExtensionLink {
+    table: "confd_parking_lot_extension",
+    column: "parking_lot_id",
+    label: "ParkingLot",
+    path: "parkinglots",
+};
+
 impl ConfdService {
     /// PUT (`associate`) or DELETE `/parkinglots/{id}/extensions/{extension_id}`.
     async fn parking_lot_extension(
@@ -246,54 +250,20 @@ impl ConfdService {
         extension_id: &str,
         associate: bool,
     ) -> Result<(), ApiError> {
-        let scope = caller.require(&association_acl(
-            "parkinglots",
-            lot_id,
-            "extensions",
-            extension_id,
-            associate,
-        ))?;
-        let lot_row = self.find::<ParkingLot>(&scope, lot_id).await?;
-        let ext = self.find::<Extension>(&scope, extension_id).await?;
-        if lot_row.tenant_uuid != ext.tenant_uuid {
-            return Err(rule("ParkingLot and Extension are not in the same tenant"));
-        }
-        let (lot_id, e) = (lot_row.id, ext.clone());
-        let tenant = lot_row.tenant_uuid;
-        let lot: ParkingLot = resource::from_map(lot_row.doc.clone())?;
-        let changed = self
-            .store
-            .write(move |tx| {
-                let current = lot_of_extension(tx, e.id)?;
-                if associate {
-                    if current == Some(lot_id) {
-                        return Ok::<_, ApiError>(false);
-                    }
-                    if let Some((other, _, _)) = lot_extension(tx, lot_id)? {
-                        return Err(rule(format!("ParkingLot is already associated with Extension {other}")));
-                    }
-                    if let Some(owner) = super::extension_owner(tx, e.id)? {
-                        return Err(rule(format!("Extension is already associated with a {owner}")));
-                    }
-                    let extension: Extension = resource::from_map(e.doc.clone())?;
-                    check_lot_slots(tx, tenant, lot_id, &lot, e.id, &extension.exten, &extension.context)?;
-                    tx.execute(
-                        "INSERT INTO confd_parking_lot_extension (parking_lot_id, extension_id) VALUES (?1, ?2)",
-                        params![lot_id, e.id],
-                    )?;
-                } else {
-                    if current != Some(lot_id) {
-                        return Err(rule("ParkingLot and Extension are not associated"));
-                    }
-                    tx.execute(
-                        "DELETE FROM confd_parking_lot_extension WHERE extension_id = ?1",
-                        [e.id],
-                    )?;
-                }
-                Ok(true)
-            })
+        let linked = self
+            .link_extension::<ParkingLot>(
+                &EXTENSION,
+                caller,
+                lot_id,
+                extension_id,
+                associate,
+                |tx, row, ext_id, ext| {
+                    let lot: ParkingLot = resource::from_map(row.doc.clone())?;
+                    check_lot_slots(tx, row.tenant_uuid, row.id, &lot, ext_id, &ext.exten, &ext.context)
+                },
+            )
             .await?;
-        if changed {
+        if let Some(l) = linked {
             let (name, rk) = if associate {
                 ("parking_lot_extension_associated", "updated")
             } else {
@@ -302,8 +272,8 @@ impl ConfdService {
             self.publish_tenant(
                 name,
                 format!("config.parkinglots.extensions.{rk}"),
-                json!({ "parking_lot_id": lot_id, "extension_id": ext.id }),
-                tenant,
+                json!({ "parking_lot_id": l.owner_id, "extension_id": l.extension_id }),
+                l.tenant,
             );
             self.reloader.request(RELOADS);
         }
