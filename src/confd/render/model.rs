@@ -32,6 +32,8 @@ pub struct Model {
     /// The sections of every trunk's SIP endpoint (with identify/registration).
     pub sip_trunks: Vec<PjsipSection>,
     pub voicemail_contexts: Vec<VoicemailContext>,
+    /// Every conference's ConfBridge profiles.
+    pub conferences: Vec<super::conferences::ConferenceProfiles>,
 }
 
 impl Default for Model {
@@ -48,6 +50,7 @@ impl Default for Model {
             sip_endpoints: Vec::new(),
             sip_trunks: Vec::new(),
             voicemail_contexts: Vec::new(),
+            conferences: Vec::new(),
         }
     }
 }
@@ -234,6 +237,7 @@ impl Model {
         model.add_incalls(c, &lines, &users)?;
         model.add_outcalls(c, &trunk_dials)?;
         model.add_features(c)?;
+        model.add_conferences(c)?;
         for ctx in &mut model.contexts {
             // Stable: a context's extensions sorted, each kind in load order.
             ctx.extensions.sort_by(|a, b| a.exten.cmp(&b.exten));
