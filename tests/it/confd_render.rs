@@ -38,7 +38,8 @@ fn assert_golden(name: &str, text: &str) {
 async fn provision(s: &TestServer) {
     let t = s.admin_token.clone();
     for body in [
-        json!({"name": "default", "label": "Default", "user_ranges": [{"start": "1000", "end": "1999"}]}),
+        json!({"name": "default", "label": "Default", "user_ranges": [{"start": "1000", "end": "1999"}],
+               "conference_room_ranges": [{"start": "4000", "end": "4099"}]}),
         json!({"name": "from-extern", "label": "Incoming calls", "type": "incall",
                "incall_ranges": [{"start": "0123456000", "end": "0123456999"}]}),
         json!({"name": "to-extern", "label": "Outgoing calls", "type": "outcall"}),
@@ -228,6 +229,32 @@ async fn provision_routing(s: &TestServer) {
         .await;
     }
 
+    // Two rooms: one with a user PIN, one with
+    // both PINs (the dialplan picks the admin profile); one has no extension.
+    for (exten, body) in [
+        (
+            Some("4000"),
+            json!({"name": "Team", "max_users": 10, "record": true, "pin": "1234",
+                   "announce_join_leave": true, "music_on_hold": "default"}),
+        ),
+        (
+            Some("4001"),
+            json!({"name": "Board", "pin": "5555", "admin_pin": "8888", "quiet_join_leave": true}),
+        ),
+        (None, json!({"name": "Unreached"})),
+    ] {
+        let conf = created(s, "/conferences", body).await;
+        if let Some(exten) = exten {
+            let ext = created(s, "/extensions", json!({"exten": exten, "context": "default"})).await;
+            no_content(
+                s,
+                &format!("/conferences/{}/extensions/{}", conf["id"], ext["id"]),
+                json!({}),
+            )
+            .await;
+        }
+    }
+
     let sip = created(
         s,
         "/endpoints/sip",
@@ -369,6 +396,32 @@ async fn fixture_configuration_renders_to_the_golden_files() {
     assert!(
         pjsip.contains("[carrier]\ntype = identify\nendpoint = carrier\nmatch = 192.0.2.10\n"),
         "{pjsip}"
+    );
+    let conf = &files["confbridge.conf"];
+    for id in 1..=3 {
+        for profile in ["bridge", "user", "admin"] {
+            assert!(
+                conf.contains(&format!("[accent-{profile}-profile-{id}]\ntype = ")),
+                "{conf}"
+            );
+        }
+    }
+    assert!(
+        conf.contains("[accent-bridge-profile-1]\ntype = bridge\nmax_members = 10\nrecord_conference = yes\n"),
+        "{conf}"
+    );
+    assert!(conf.contains("music_on_hold_class = default\npin = 1234\n"), "{conf}");
+    assert!(
+        !conf.contains("8888"),
+        "the admin PIN is checked by the dialplan: {conf}"
+    );
+    assert!(
+        ext.contains("exten => 4000,1,Set(__ACCENT_CONFERENCE_ID=1)\nsame => n,Answer()\nsame => n,ConfBridge(accent-conference-1,accent-bridge-profile-1,accent-user-profile-1,accent-default-user-menu)\n"),
+        "{ext}"
+    );
+    assert!(
+        ext.contains("= \"8888\"]?ConfBridge(accent-conference-2,accent-bridge-profile-2,accent-admin-profile-2,accent-default-admin-menu))"),
+        "{ext}"
     );
     let vm = &files["voicemail.conf"];
     assert!(

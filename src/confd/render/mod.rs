@@ -6,6 +6,7 @@
 //! file + rename), only when their content changed, readable by the owner
 //! and group only (they hold SIP and voicemail secrets).
 
+pub mod conferences;
 pub mod model;
 pub mod parking;
 pub mod pjsip;

@@ -33,6 +33,8 @@ pub struct Model {
     pub sip_trunks: Vec<PjsipSection>,
     pub voicemail_contexts: Vec<VoicemailContext>,
     pub parking_lots: Vec<super::parking::ParkingLotSection>,
+    /// Every conference's ConfBridge profiles.
+    pub conferences: Vec<super::conferences::ConferenceProfiles>,
 }
 
 impl Default for Model {
@@ -50,6 +52,7 @@ impl Default for Model {
             sip_trunks: Vec::new(),
             voicemail_contexts: Vec::new(),
             parking_lots: Vec::new(),
+            conferences: Vec::new(),
         }
     }
 }
@@ -236,6 +239,7 @@ impl Model {
         model.add_incalls(c, &lines, &users)?;
         model.add_outcalls(c, &trunk_dials)?;
         model.add_features(c)?;
+        model.add_conferences(c)?;
         for ctx in &mut model.contexts {
             // Stable: a context's extensions sorted, each kind in load order.
             ctx.extensions.sort_by(|a, b| a.exten.cmp(&b.exten));
