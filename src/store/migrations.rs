@@ -23,8 +23,8 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../confd/sql/005_routing.sql")),
         M::up(include_str!("../confd/sql/006_user_lines.sql")),
         M::up(include_str!("../confd/sql/007_conferences.sql")),
-        M::up(include_str!("../confd/sql/007_applications.sql")),
-        M::up(include_str!("../confd/sql/007_parking.sql")),
+        M::up(include_str!("../confd/sql/008_applications.sql")),
+        M::up(include_str!("../confd/sql/009_parking.sql")),
     ])
 }
 
