@@ -58,6 +58,15 @@ impl ExtensionLink {
         .optional()
     }
 
+    /// Before the resource is deleted: its extension is dissociated, and kept (as upstream).
+    pub fn forget_owner(&self, tx: &Connection, owner_id: i64) -> rusqlite::Result<()> {
+        tx.execute(
+            &format!("DELETE FROM {} WHERE {} = ?1", self.table, self.column),
+            [owner_id],
+        )?;
+        Ok(())
+    }
+
     /// Links or unlinks in `tx`; `check` (the resource's row, the extension's id and fields) is the
     /// resource's own rule for where its extension may be. `false` when nothing changed.
     fn set(

@@ -110,11 +110,7 @@ impl Resource for Conference {
 
     /// The extension is dissociated (kept), as upstream does.
     fn before_delete(tx: &Connection, row: &Row) -> Result<(), ApiError> {
-        tx.execute(
-            "DELETE FROM confd_conference_extension WHERE conference_id = ?1",
-            [row.id],
-        )?;
-        Ok(())
+        Ok(EXTENSION.forget_owner(tx, row.id)?)
     }
 
     fn event_data(obj: &Map<String, Value>) -> Value {

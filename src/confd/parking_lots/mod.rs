@@ -221,11 +221,7 @@ impl Resource for ParkingLot {
 
     /// The extension is dissociated (kept).
     fn before_delete(tx: &Connection, row: &Row) -> Result<(), ApiError> {
-        tx.execute(
-            "DELETE FROM confd_parking_lot_extension WHERE parking_lot_id = ?1",
-            [row.id],
-        )?;
-        Ok(())
+        Ok(EXTENSION.forget_owner(tx, row.id)?)
     }
 
     fn event_data(obj: &Map<String, Value>) -> Value {
