@@ -239,6 +239,12 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
     }
     if let Some(ari) = &app.ari {
         let _ = app.calld.ari.set(ari.client.clone());
+        app.calld.set_main_app(&app.config.ari.app);
+        tasks.push(crate::calld::stasis::spawn(
+            app.calld.clone(),
+            &ari.events,
+            shutdown.clone(),
+        ));
     }
     tasks.push(crate::calld::applications::stasis::spawn(
         app.calld.clone(),

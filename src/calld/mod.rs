@@ -13,6 +13,7 @@ pub mod originate;
 pub mod owners;
 pub mod parking;
 mod routes;
+pub mod stasis;
 pub mod transfers;
 pub mod voicemail;
 
@@ -42,6 +43,8 @@ pub struct CalldService {
     pub ari: OnceLock<AriClient>,
     /// Set once the AMI link is started; unset without Asterisk (actions answer 503).
     pub ami: OnceLock<AmiClient>,
+    /// accentd's own Stasis application (config `ari.app`), set with the ARI link.
+    main_app: OnceLock<String>,
     /// Where Asterisk writes recordings: `<dir>/<tenant>/monitor/<uuid>.wav`, as call-logd
     /// reads them.
     pub recordings_dir: PathBuf,
@@ -81,6 +84,7 @@ impl CalldService {
             live,
             ari: OnceLock::new(),
             ami: OnceLock::new(),
+            main_app: OnceLock::new(),
             recordings_dir,
             body_limit,
             voicemail_dir,
@@ -93,6 +97,16 @@ impl CalldService {
             pokes,
             pokes_rx: Mutex::new(Some(rx)),
         }
+    }
+
+    /// Sets accentd's own Stasis application name (once, with the ARI link).
+    pub fn set_main_app(&self, name: &str) {
+        let _ = self.main_app.set(name.to_owned());
+    }
+
+    /// accentd's own Stasis application, as the ARI websocket registered it.
+    pub fn main_app(&self) -> &str {
+        self.main_app.get().map(String::as_str).unwrap_or("accentd")
     }
 
     /// Tells the events task that something calld tracks itself changed on a channel.
