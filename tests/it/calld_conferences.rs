@@ -320,3 +320,146 @@ async fn unknown_conferences_tenants_and_acls() {
     assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error_id"], "user-not-participant");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_a_conference_over_ami() {
+    let fake = fake_ami().await;
+    let s = TestServer::start_with_ami(&fake).await;
+    let id = conference(&s).await;
+    let tenant = s.master_tenant().await;
+    let record = format!("/conferences/{id}/record");
+
+    // Nobody in the room: nothing to record, Asterisk not asked to.
+    fake.respond_with("ConfbridgeList", Some(ami_error("No active conferences.")));
+    let (code, body) = call(&s, Method::POST, &record).await;
+    assert_eq!(
+        (code, body["error_id"].clone()),
+        (StatusCode::BAD_REQUEST, json!("conference-has-no-participants")),
+        "{body}"
+    );
+    assert!(sent(&fake, "ConfbridgeStartRecord").is_empty());
+
+    // Start: the file goes where call-logd finds the tenant's recordings.
+    fake.respond_with("ConfbridgeList", Some(confbridge_list(&fake)));
+    fake.respond_with("ConfbridgeStartRecord", Some(ami_success()));
+    fake.respond_with("ConfbridgeStopRecord", Some(ami_success()));
+    let (code, body) = call(&s, Method::POST, &record).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    let start = sent(&fake, "ConfbridgeStartRecord");
+    assert_eq!(start.len(), 1);
+    assert_eq!(start[0][0], ("Conference".to_string(), CONFERENCE.to_string()));
+    let (key, file) = &start[0][1];
+    assert_eq!(key, "RecordFile");
+    let dir = s.app().config.call_logs.recordings_dir.join(&tenant).join("monitor");
+    let file = std::path::Path::new(file);
+    assert_eq!(file.parent(), Some(dir.as_path()), "{file:?}");
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    assert!(
+        name.starts_with(&format!("conference-{id}-")) && name.ends_with(".wav"),
+        "{name}"
+    );
+    let (code, body) = call(&s, Method::DELETE, &record).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(
+        sent(&fake, "ConfbridgeStopRecord"),
+        vec![vec![("Conference".to_string(), CONFERENCE.to_string())]]
+    );
+
+    // Asterisk's refusals: a second start, a stop of nothing, anything else.
+    for (action, method, message, status, error_id) in [
+        (
+            "ConfbridgeStartRecord",
+            Method::POST,
+            "Conference is already being recorded.",
+            StatusCode::BAD_REQUEST,
+            "conference-already-recorded",
+        ),
+        (
+            "ConfbridgeStopRecord",
+            Method::DELETE,
+            "Internal error while stopping recording.",
+            StatusCode::BAD_REQUEST,
+            "conference-not-recorded",
+        ),
+        (
+            "ConfbridgeStopRecord",
+            Method::DELETE,
+            "No Conference by that name found.",
+            StatusCode::BAD_REQUEST,
+            "conference-not-recorded",
+        ),
+        (
+            "ConfbridgeStartRecord",
+            Method::POST,
+            "Permission denied",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "conference-error",
+        ),
+    ] {
+        fake.respond_with(action, Some(ami_error(message)));
+        let (code, body) = call(&s, method.clone(), &record).await;
+        assert_eq!((code, body["error_id"].clone()), (status, json!(error_id)), "{message}");
+    }
+
+    // The events come from Asterisk's own, to the conference's tenant.
+    let mut bus = s.app().bus.subscribe();
+    for event in ["ConfbridgeRecord", "ConfbridgeStopRecord", "ConfbridgeRecord"] {
+        let frame = format!(
+            "Event: {event}\r\nPrivilege: call,all\r\nConference: {CONFERENCE}\r\nBridgeUniqueid: b1\r\nBridgeType: base\r\nBridgeTechnology: softmix\r\nBridgeNumChannels: 3\r\n\r\n"
+        );
+        fake.send_raw(frame.as_bytes());
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let e = tokio::time::timeout(Duration::from_secs(10), bus.recv())
+            .await
+            .expect("record events")
+            .expect("bus");
+        if e.name.starts_with("conference_record_") {
+            assert_eq!(e.routing_key, format!("conferences.{id}.record"));
+            assert_eq!(e.data, json!({"id": id}));
+            assert_eq!(e.tenant_uuid.map(|t| t.to_string()), Some(tenant.clone()));
+            seen.push(e.name.clone());
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "conference_record_started",
+            "conference_record_stopped",
+            "conference_record_started"
+        ]
+    );
+
+    // Unknown and other-tenant conferences, ACLs, Asterisk unreachable.
+    let (code, body) = call(&s, Method::POST, "/conferences/99/record").await;
+    assert_eq!(
+        (code, body["error_id"].clone()),
+        (StatusCode::NOT_FOUND, json!("no-such-conference"))
+    );
+    let other = other_tenant(&s).await;
+    let (code, _) = s
+        .call_with_headers(
+            Method::DELETE,
+            &format!("{CALLD}{record}"),
+            Some(&s.admin_token),
+            None,
+            &[("Accent-Tenant", other.as_str())],
+        )
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    s.create_user_sql(&other, "rec-eve", "pw-eve").await;
+    let eve = s.login("rec-eve", "pw-eve").await;
+    let (code, _) = s
+        .call(Method::POST, &format!("{CALLD}{record}"), Some(&eve), None)
+        .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    fake.drop_connections();
+    fake.pause_accept().await;
+    wait_for("AMI down", || s.app().ami.as_ref().is_some_and(|a| !a.is_connected())).await;
+    let (code, body) = call(&s, Method::DELETE, &record).await;
+    assert_eq!(
+        (code, body["error_id"].clone()),
+        (StatusCode::SERVICE_UNAVAILABLE, json!("asterisk-ami-unreachable"))
+    );
+}

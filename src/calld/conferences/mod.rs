@@ -1,7 +1,8 @@
 //! Conference rooms (confd's `/conferences`) as they run in Asterisk's
 //! ConfBridge: the participants (`ConfbridgeList`, asked each time as
 //! upstream does, so nothing goes stale across reconnections), kick and
-//! mute (`ConfbridgeKick`, `ConfbridgeMute`/`Unmute`), and the participant
+//! mute (`ConfbridgeKick`, `ConfbridgeMute`/`Unmute`), recording
+//! (`ConfbridgeStartRecord`/`StopRecord`), and the participant and recording
 //! events raised from the AMI events ([`rooms`]).
 
 pub mod participant;
@@ -64,6 +65,55 @@ fn conference_error(conference: i64, e: AmiError) -> ApiError {
         ),
         e => super::actions::unreachable("ami", e.to_string()),
     }
+}
+
+fn no_participants(conference: i64) -> ApiError {
+    error(
+        StatusCode::BAD_REQUEST,
+        "conference-has-no-participants",
+        "Conference has no participants",
+        json!({ "conference_id": conference }),
+    )
+}
+
+/// What a refused `ConfbridgeStartRecord`/`StopRecord` means to the client: ConfBridge
+/// answers `Conference is already being recorded.` to a second start, and fails a stop of
+/// a conference that is not recording (`Internal error while stopping recording.`); a room
+/// emptied meanwhile is no conference at all to it.
+fn record_refused(conference: i64, on: bool, message: &str) -> ApiError {
+    let m = message.to_ascii_lowercase();
+    if is_empty_conference(&m) {
+        if on {
+            return no_participants(conference);
+        }
+        return not_recorded(conference);
+    }
+    if on && m.contains("already") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "conference-already-recorded",
+            "Conference is already being recorded",
+            json!({ "conference_id": conference }),
+        );
+    }
+    if !on && m.contains("stopping recording") {
+        return not_recorded(conference);
+    }
+    conference_error(
+        conference,
+        AmiError::ActionFailed {
+            message: message.to_owned(),
+        },
+    )
+}
+
+fn not_recorded(conference: i64) -> ApiError {
+    error(
+        StatusCode::BAD_REQUEST,
+        "conference-not-recorded",
+        "Conference is not being recorded",
+        json!({ "conference_id": conference }),
+    )
 }
 
 /// ConfBridge's answers for a conference nobody is in.
@@ -182,6 +232,45 @@ impl CalldService {
             "conference participant mute changed"
         );
         Ok(())
+    }
+
+    /// `POST /conferences/{id}/record` (`on`) and `DELETE` (`!on`). Asterisk is the judge of
+    /// whether the room is recording: it refuses a second start and a stop of nothing, and
+    /// those answers become upstream's 400s. The `conference_record_*` events follow from
+    /// Asterisk's `ConfbridgeRecord`/`ConfbridgeStopRecord`, so a recording started from a
+    /// phone's menu is announced too.
+    pub async fn record_conference(&self, scope: &Scope, id: &str, on: bool) -> Result<(), ApiError> {
+        let (conference, tenant) = self.conference_tenant(scope, id).await?;
+        let mut action = AmiMessage::new()
+            .with(
+                "Action",
+                if on {
+                    "ConfbridgeStartRecord"
+                } else {
+                    "ConfbridgeStopRecord"
+                },
+            )
+            .with("Conference", bridge_name(conference));
+        if on {
+            // ConfBridge only records a running conference; upstream asks first to say so.
+            if self.current_participants(conference).await?.is_empty() {
+                return Err(no_participants(conference));
+            }
+            let file = self
+                .recordings_dir
+                .join(tenant.to_string())
+                .join("monitor")
+                .join(format!("conference-{conference}-{}.wav", Uuid::new_v4()));
+            action.push("RecordFile", file.to_string_lossy().as_ref());
+        }
+        match self.ami_link()?.send(action).await {
+            Ok(_) => {
+                tracing::info!(conference, recording = on, "conference recording changed");
+                Ok(())
+            }
+            Err(AmiError::ActionFailed { message }) => Err(record_refused(conference, on, &message)),
+            Err(e) => Err(conference_error(conference, e)),
+        }
     }
 
     /// The tenant of a conference an AMI event names (`None`: deleted from confd meanwhile).

@@ -22,8 +22,14 @@ impl Rooms {
     /// The confd conference an AMI event is about, if it is one of ours.
     pub fn conference_of(msg: &AmiMessage) -> Option<i64> {
         match msg.get("Event")? {
-            "ConfbridgeJoin" | "ConfbridgeLeave" | "ConfbridgeMute" | "ConfbridgeUnmute" | "ConfbridgeTalking"
-            | "ConfbridgeEnd" => conference_id(msg.get("Conference")?),
+            "ConfbridgeJoin"
+            | "ConfbridgeLeave"
+            | "ConfbridgeMute"
+            | "ConfbridgeUnmute"
+            | "ConfbridgeTalking"
+            | "ConfbridgeEnd"
+            | "ConfbridgeRecord"
+            | "ConfbridgeStopRecord" => conference_id(msg.get("Conference")?),
             _ => None,
         }
     }
@@ -49,9 +55,25 @@ impl Rooms {
             return Vec::new();
         };
         let event = msg.get("Event").unwrap_or_default();
-        if event == "ConfbridgeEnd" {
-            self.rooms.remove(&conference);
-            return Vec::new();
+        match event {
+            "ConfbridgeEnd" => {
+                self.rooms.remove(&conference);
+                return Vec::new();
+            }
+            // Upstream's payload names the conference only, to everyone of the tenant.
+            "ConfbridgeRecord" | "ConfbridgeStopRecord" => {
+                let name = if event == "ConfbridgeRecord" {
+                    "conference_record_started"
+                } else {
+                    "conference_record_stopped"
+                };
+                return vec![EventSpec::new(
+                    name,
+                    format!("conferences.{conference}.record"),
+                    json!({ "id": conference }),
+                )];
+            }
+            _ => {}
         }
         let Some(from_event) = Participant::from_ami(msg) else {
             tracing::debug!(event, "ConfBridge event without a channel, ignored");
@@ -253,6 +275,21 @@ mod tests {
             assert!(rooms.apply(&msg, |_| None).is_empty(), "{msg:?}");
         }
         rooms.apply(&event("ConfbridgeJoin", "accent-conference-1", "1.1", "1001"), |_| None);
+        // Recording is about the room, not a channel: the bridge snapshot is all it carries.
+        for (name, wanted) in [
+            ("ConfbridgeRecord", "conference_record_started"),
+            ("ConfbridgeStopRecord", "conference_record_stopped"),
+        ] {
+            let msg = AmiMessage::new()
+                .with("Event", name)
+                .with("Conference", "accent-conference-1")
+                .with("BridgeUniqueid", "b-1");
+            let got = published(rooms.apply(&msg, |_| None));
+            assert_eq!(
+                got,
+                vec![(wanted.into(), "conferences.1.record".into(), Target::Service)]
+            );
+        }
         let end = AmiMessage::new()
             .with("Event", "ConfbridgeEnd")
             .with("Conference", "accent-conference-1");

@@ -61,6 +61,20 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
             })
         });
 
+    let s = svc.clone();
+    let record = warp::path!("conferences" / String / "record")
+        .and(warp::post().map(|| true).or(warp::delete().map(|| false)).unify())
+        .and(authed.clone())
+        .then(move |id: String, on: bool, caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                let verb = if on { "create" } else { "delete" };
+                let scope = caller.require(&format!("calld.conferences.{}.record.{verb}", escape_param(&id)))?;
+                svc.record_conference(&scope, &id, on).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            })
+        });
+
     let s = svc;
     let mute = warp::path!("conferences" / String / "participants" / String / String)
         .and(warp::put())
@@ -87,5 +101,13 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
             })
         });
 
-    list.or(mine).unify().or(kick).unify().or(mute).unify().boxed()
+    list.or(mine)
+        .unify()
+        .or(kick)
+        .unify()
+        .or(mute)
+        .unify()
+        .or(record)
+        .unify()
+        .boxed()
 }
