@@ -1008,6 +1008,45 @@ fn originate(shared: &Shared, model: &Model, query: &BTreeMap<String, String>, b
     )
 }
 
+/// `POST /channels/{id}/snoop`: Asterisk's checks (an application, known directions), then
+/// the snoop channel as `res_stasis_snoop` makes it: `Snoop/<snooped uniqueid>-<8 hex>`,
+/// already up, carrying the snooped channel's caller id. Nothing is released on the
+/// websocket: the test says when the channel enters Stasis.
+fn snoop(shared: &Shared, channel: &Channel, query: &BTreeMap<String, String>) -> (u16, Value) {
+    if query.get("app").is_none_or(|a| a.is_empty()) {
+        return (400, json!({ "message": "Application name is required" }));
+    }
+    let known = |k: &str| {
+        query
+            .get(k)
+            .is_none_or(|v| ["none", "both", "out", "in"].contains(&v.as_str()))
+    };
+    if !known("spy") || !known("whisper") {
+        return (400, json!({ "message": "Invalid direction specified" }));
+    }
+    let n = shared.originated.fetch_add(1, Ordering::SeqCst) + 1;
+    let id = query
+        .get("snoopId")
+        .cloned()
+        .unwrap_or_else(|| format!("{}.{}", time::OffsetDateTime::now_utc().unix_timestamp(), 9000 + n));
+    let caller = json!({ "name": channel.caller.name, "number": channel.caller.number });
+    (
+        200,
+        json!({
+            "id": id,
+            "name": format!("Snoop/{}-{:08x}", channel.id, 0x100 + n),
+            "state": "Up",
+            "protocol_id": "",
+            "caller": caller,
+            "connected": {"name": "", "number": ""},
+            "accountcode": "",
+            "dialplan": {"context": "default", "exten": "s", "priority": 1, "app_name": "", "app_data": ""},
+            "creationtime": now_ari(),
+            "language": channel.language,
+        }),
+    )
+}
+
 fn is_spec_route(method: &str, segs: &[&str]) -> bool {
     SPEC_ROUTES.iter().any(|(m, pattern)| {
         let pat: Vec<&str> = pattern.split('/').collect();
@@ -1146,6 +1185,13 @@ fn rest(
         },
         ("DELETE", ["channels", id]) => match model.channel(id) {
             Some(_) => reply(204, None),
+            None => error(404, "Channel not found"),
+        },
+        ("POST", ["channels", id, "snoop"]) => match model.channel(id) {
+            Some(channel) => {
+                let (status, answer) = snoop(shared, channel, query);
+                reply(status, Some(&answer))
+            }
             None => error(404, "Channel not found"),
         },
         (_, ["channels", id, op]) if channel_control(method, op).is_some() => {

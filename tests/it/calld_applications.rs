@@ -648,3 +648,246 @@ async fn deleted_applications_close_their_websocket() {
     let (code, body) = s.get(&format!("{CALLD}/applications/{uuid}"), &s.admin_token).await;
     assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
 }
+
+/// `StasisStart` of Asterisk's snoop channel `id`, with the arguments calld gave it.
+fn snoop_start(ari: &FakeAri, uuid: &str, id: &str, snoop: &str) -> String {
+    recorded(ari, "StasisStart", uuid, id).replace(
+        "\"args\":[\"s04\",\"outbound-playback\"]",
+        &format!("\"args\":[\"snoop\",\"{snoop}\"]"),
+    )
+}
+
+#[tokio::test]
+async fn snoops_listen_whisper_and_end_with_their_calls() {
+    const SUPERVISOR: &str = "1795870763.90";
+    let (ari, s) = started().await;
+    let tenant = s.master_tenant().await;
+    let mut bus = s.app().bus.subscribe();
+    let uuid = application(&s, &ari, json!({"name": "supervision"})).await;
+    let app = format!("/applications/{uuid}");
+    let stasis = format!("accent-app-{uuid}");
+    for id in [CALL, SUPERVISOR] {
+        enter(&ari, &uuid, id);
+        wait_event(&mut bus, "application_call_entered").await;
+    }
+
+    // Bad input first: nothing reaches Asterisk.
+    let from = requests(&ari).len();
+    let snoops = format!("{CALLD}{app}/calls/{CALL}/snoops");
+    for (body, status) in [
+        (
+            json!({"snooping_call_id": SUPERVISOR, "whisper_mode": "loud"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({"snooping_call_id": SUPERVISOR}), StatusCode::BAD_REQUEST),
+        (
+            json!({"snooping_call_id": SUPERVISOR, "whisper_mode": "in", "x": 1}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"snooping_call_id": "9.9", "whisper_mode": "in"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"snooping_call_id": CALL, "whisper_mode": "in"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"snooping_call_id": 7, "whisper_mode": "in"}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (code, answer) = s.post(&snoops, &s.admin_token, body.clone()).await;
+        assert_eq!(code, status, "{body}: {answer}");
+        assert!(answer["message"].is_string(), "{answer}");
+    }
+    let (code, answer) = s
+        .post(
+            &format!("{CALLD}{app}/calls/9.9/snoops"),
+            &s.admin_token,
+            json!({"snooping_call_id": SUPERVISOR, "whisper_mode": "in"}),
+        )
+        .await;
+    assert_eq!(
+        (code, answer["error_id"].clone()),
+        (StatusCode::NOT_FOUND, json!("no-such-call"))
+    );
+    assert_eq!(requests(&ari).len(), from, "nothing asked of Asterisk");
+
+    // Start: a bridge for the snoop, the supervisor in it, a snoop channel on the call.
+    let (code, snoop) = s
+        .post(
+            &snoops,
+            &s.admin_token,
+            json!({"snooping_call_id": SUPERVISOR, "whisper_mode": "in"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{snoop}");
+    let id = snoop["uuid"].as_str().expect("uuid").to_string();
+    assert_eq!(
+        snoop,
+        json!({"uuid": id, "snooped_call_id": CALL, "snooping_call_id": SUPERVISOR, "whisper_mode": "in"})
+    );
+    let sent: Vec<Req> = requests(&ari).into_iter().skip(from).collect();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let bridge_name = format!("accent-app-snoop-{CALL}");
+    assert_eq!(
+        sent[0],
+        req(
+            "POST",
+            "/ari/bridges",
+            &[("type", "mixing"), ("bridgeId", &id), ("name", &bridge_name)]
+        )
+    );
+    assert_eq!(
+        sent[1],
+        req(
+            "POST",
+            &format!("/ari/bridges/{id}/addChannel"),
+            &[("channel", SUPERVISOR)]
+        )
+    );
+    let (method, path, query) = &sent[2];
+    assert_eq!(
+        (method.as_str(), path.as_str()),
+        ("POST", format!("/ari/channels/{CALL}/snoop").as_str())
+    );
+    let channel = query.get("snoopId").cloned().expect("snoopId");
+    let args = format!("snoop,{id}");
+    assert_eq!(
+        *query,
+        [
+            ("spy", "both"),
+            ("whisper", "in"),
+            ("app", stasis.as_str()),
+            ("appArgs", &args),
+            ("snoopId", &channel)
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<BTreeMap<_, _>>()
+    );
+    let created = wait_event(&mut bus, "application_snoop_created").await;
+    assert_eq!(created.routing_key, format!("applications.{uuid}.snoops.{id}.created"));
+    assert_eq!(created.data, json!({"snoop": snoop, "application_uuid": uuid}));
+    assert_eq!(created.tenant_uuid.map(|t| t.to_string()), Some(tenant.clone()));
+    let roles: Vec<(Value, Value)> = calls(&s, &uuid)
+        .await
+        .iter()
+        .map(|c| (c["id"].clone(), c["snoops"].clone()))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            (json!(CALL), json!({ id.clone(): {"uuid": id, "role": "snooped"} })),
+            (
+                json!(SUPERVISOR),
+                json!({ id.clone(): {"uuid": id, "role": "snooper"} })
+            ),
+        ]
+    );
+
+    // The snoop channel enters the application: into the snoop's bridge, no call of its own.
+    let from = requests(&ari).len();
+    ari.inject(&snoop_start(&ari, &uuid, &channel, &id));
+    wait_request(
+        &ari,
+        from,
+        req(
+            "POST",
+            &format!("/ari/bridges/{id}/addChannel"),
+            &[("channel", &channel)],
+        ),
+    )
+    .await;
+    assert_eq!(calls(&s, &uuid).await.len(), 2);
+    let (code, list) = s.get(&format!("{CALLD}{app}/snoops"), &s.admin_token).await;
+    assert_eq!((code, list), (StatusCode::OK, json!({"items": [snoop]})));
+    let one = format!("{CALLD}{app}/snoops/{id}");
+    let (code, shown) = s.get(&one, &s.admin_token).await;
+    assert_eq!((code, shown), (StatusCode::OK, snoop.clone()));
+
+    // A new whisper mode: a new snoop channel, the old one hung up.
+    let from = requests(&ari).len();
+    let (code, answer) = s
+        .call(
+            Method::PUT,
+            &one,
+            Some(&s.admin_token),
+            Some(json!({"whisper_mode": "both"})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{answer}");
+    let sent: Vec<Req> = requests(&ari).into_iter().skip(from).collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let new_channel = sent[0].2.get("snoopId").cloned().expect("new snoopId");
+    assert_ne!(new_channel, channel);
+    assert_eq!(sent[0].2.get("whisper").map(String::as_str), Some("both"));
+    assert_eq!(sent[1], req("DELETE", &format!("/ari/channels/{channel}"), &[]));
+    let updated = wait_event(&mut bus, "application_snoop_updated").await;
+    assert_eq!(updated.data["snoop"]["whisper_mode"], "both");
+    // The old channel's end is not the snoop's.
+    ari.inject(&recorded(&ari, "ChannelDestroyed", &uuid, &channel));
+    let (code, answer) = s
+        .call(
+            Method::PUT,
+            &one,
+            Some(&s.admin_token),
+            Some(json!({"whisper_mode": "loud"})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{answer}");
+    let (code, shown) = s.get(&one, &s.admin_token).await;
+    assert_eq!((code, shown["whisper_mode"].clone()), (StatusCode::OK, json!("both")));
+
+    // Stop: the snoop channel and the bridge go, both calls forget the snoop.
+    let from = requests(&ari).len();
+    let (code, _) = s.call(Method::DELETE, &one, Some(&s.admin_token), None).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_eq!(
+        requests(&ari).into_iter().skip(from).collect::<Vec<_>>(),
+        vec![
+            req("DELETE", &format!("/ari/channels/{new_channel}"), &[]),
+            req("DELETE", &format!("/ari/bridges/{id}"), &[]),
+        ]
+    );
+    let deleted = wait_event(&mut bus, "application_snoop_deleted").await;
+    assert_eq!(deleted.routing_key, format!("applications.{uuid}.snoops.{id}.deleted"));
+    assert!(calls(&s, &uuid).await.iter().all(|c| c["snoops"] == json!({})));
+    let (code, answer) = s.get(&one, &s.admin_token).await;
+    assert_eq!(
+        (code, answer["error_id"].clone()),
+        (StatusCode::NOT_FOUND, json!("no-such-snoop"))
+    );
+
+    // A snoop ends with its supervisor's call.
+    let (code, snoop) = s
+        .post(
+            &snoops,
+            &s.admin_token,
+            json!({"snooping_call_id": SUPERVISOR, "whisper_mode": "none"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{snoop}");
+    let second = snoop["uuid"].as_str().expect("uuid").to_string();
+    let from = requests(&ari).len();
+    ari.inject(&recorded(&ari, "StasisEnd", &uuid, SUPERVISOR));
+    let deleted = wait_event(&mut bus, "application_snoop_deleted").await;
+    assert_eq!(deleted.data["snoop"]["uuid"], json!(second));
+    wait_request(&ari, from, req("DELETE", &format!("/ari/bridges/{second}"), &[])).await;
+    let (_, list) = s.get(&format!("{CALLD}{app}/snoops"), &s.admin_token).await;
+    assert_eq!(list, json!({"items": []}));
+
+    // Another tenant's token sees no such application.
+    let other = crate::calld_calls::other_tenant(&s).await;
+    let (code, _) = s
+        .call_with_headers(
+            Method::GET,
+            &format!("{CALLD}{app}/snoops"),
+            Some(&s.admin_token),
+            None,
+            &[("Accent-Tenant", other.as_str())],
+        )
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}

@@ -8,11 +8,13 @@
 //!   destination node), its calls, nodes and playbacks, and their API objects.
 //! - `stasis.rs`: one ARI websocket per application and the task applying
 //!   their events (and confd's `application_*` events) to the state.
+//! - `snoops.rs`: snoops (a supervisor call listening to, whispering into, another).
 //! - `service.rs`: the REST operations; `routes.rs`: one route for the whole
 //!   `/applications/{uuid}/...` tree, the ACL being the path.
 
 pub mod routes;
 mod service;
+mod snoops;
 pub mod stasis;
 pub mod state;
 

@@ -163,6 +163,27 @@ async fn handle(
                 .await?;
             Ok(no_content())
         }
+        (["calls", call, "snoops"], &Method::POST) => {
+            let scope = caller.require(&acl)?;
+            Ok(created(
+                &svc.application_snoop(&scope, app, call, parse_json_object(body)?)
+                    .await?,
+            ))
+        }
+        (["snoops"], &Method::GET) => Ok(json(&svc.application_snoops(&caller.require(&acl)?, app).await?)),
+        (["snoops", snoop], &Method::GET) => Ok(json(
+            &svc.application_show_snoop(&caller.require(&acl)?, app, snoop).await?,
+        )),
+        (["snoops", snoop], &Method::PUT) => {
+            let scope = caller.require(&acl)?;
+            svc.application_update_snoop(&scope, app, snoop, parse_json_object(body)?)
+                .await?;
+            Ok(no_content())
+        }
+        (["snoops", snoop], &Method::DELETE) => {
+            svc.application_delete_snoop(&caller.require(&acl)?, app, snoop).await?;
+            Ok(no_content())
+        }
         _ => Err(not_found()),
     }
 }

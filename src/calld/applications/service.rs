@@ -146,7 +146,7 @@ fn check_language(language: &str) -> Result<(), ApiError> {
 
 impl CalldService {
     /// The application, if the request may see it.
-    fn visible_app(&self, scope: &Scope, uuid: &str) -> Result<(Uuid, AppInfo), ApiError> {
+    pub(super) fn visible_app(&self, scope: &Scope, uuid: &str) -> Result<(Uuid, AppInfo), ApiError> {
         let app = Uuid::parse_str(uuid).map_err(|_| no_such_application(uuid))?;
         match self.applications.app(app) {
             Some(info) if scope.can_see(info.tenant) => Ok((app, info)),
@@ -155,7 +155,7 @@ impl CalldService {
     }
 
     /// A call of the application (a call of another one is 404).
-    fn app_call(&self, app: Uuid, id: &str) -> Result<AppCall, ApiError> {
+    pub(super) fn app_call(&self, app: Uuid, id: &str) -> Result<AppCall, ApiError> {
         self.applications
             .call(id)
             .filter(|c| c.app == app)
@@ -169,7 +169,7 @@ impl CalldService {
             .ok_or_else(|| no_such_node(uuid))
     }
 
-    fn publisher(&self, app: Uuid, info: &AppInfo) -> Publisher<'_> {
+    pub(super) fn publisher(&self, app: Uuid, info: &AppInfo) -> Publisher<'_> {
         Publisher {
             bus: &self.bus,
             app,
@@ -514,6 +514,7 @@ impl CalldService {
             node: None,
             user_uuid: None,
             variables: given,
+            snoops: Default::default(),
         };
         self.publisher(app, &info).call("application_call_initiated", &call);
         tracing::info!(application = %app, call_id = %channel_id, "call originated into the application");

@@ -136,6 +136,7 @@ fn drop_app(svc: &CalldService, uuid: Uuid) {
     svc.applications.calls.retain(|_, c| c.app != uuid);
     svc.applications.nodes.retain(|_, n| n.app != uuid);
     svc.applications.playbacks.retain(|_, p| p.app != uuid);
+    svc.applications.snoops.retain(|_, s| s.app != uuid);
 }
 
 /// confd's `application_created` / `_edited` / `_deleted`.
@@ -184,7 +185,11 @@ async fn on_ari(svc: &CalldService, app: Uuid, event: &AriEvent) {
     }
     let apps = &svc.applications;
     match event {
-        AriEvent::StasisStart(e) => entered(svc, app, e.channel.clone()).await,
+        AriEvent::StasisStart(e) => match super::snoops::snoop_of(&e.args) {
+            // A snoop channel is no call of the application: it goes to its snoop's bridge.
+            Some(snoop) => svc.snoop_entered(snoop, &e.channel.id).await,
+            None => entered(svc, app, e.channel.clone()).await,
+        },
         AriEvent::StasisEnd(e) => gone(svc, app, &e.channel.id),
         AriEvent::ChannelDestroyed(e) => gone(svc, app, &e.channel.id),
         AriEvent::ChannelStateChange(e) => {
@@ -302,6 +307,7 @@ async fn entered(svc: &CalldService, app: Uuid, channel: Channel) {
         node: None,
         user_uuid,
         variables,
+        snoops: Default::default(),
     };
     svc.applications.calls.insert(id.clone(), call.clone());
     let p = Publisher {
@@ -361,6 +367,7 @@ async fn entered(svc: &CalldService, app: Uuid, channel: Channel) {
 
 /// The call left the application (or is gone): `application_call_deleted`, once.
 fn gone(svc: &CalldService, app: Uuid, id: &str) {
+    svc.snoops_without(id);
     let Some((_, call)) = svc.applications.calls.remove(id) else {
         return;
     };

@@ -1,14 +1,16 @@
 //! What calld knows of the applications: each one's tenant and destination
 //! node (from confd), the calls inside it (from `StasisStart` on), its nodes
-//! (bridges) and playbacks; the API objects and the bus events built from them.
+//! (bridges), playbacks and snoops; the API objects and the bus events built from them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use crate::ari::client::SnoopDirection;
 use crate::ari::models::Channel;
 use crate::bus::{escape_key, Bus, EventSpec};
 use crate::confd::applications::NodeOptions;
@@ -36,6 +38,8 @@ pub struct AppCall {
     pub node: Option<String>,
     pub user_uuid: Option<Uuid>,
     pub variables: Map<String, Value>,
+    /// The snoops the call takes part in: snoop uuid -> `{uuid, role}`.
+    pub snoops: Map<String, Value>,
 }
 
 /// A node: a bridge of the application (its id is the node uuid).
@@ -64,6 +68,42 @@ pub struct Pending {
     pub variables: Map<String, Value>,
 }
 
+/// Which side of a snooped call hears the snooper (the snooper always hears both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhisperMode {
+    None,
+    In,
+    Out,
+    Both,
+}
+
+impl WhisperMode {
+    /// ARI's `whisper` value for the snoop channel.
+    pub fn direction(self) -> SnoopDirection {
+        match self {
+            WhisperMode::None => SnoopDirection::None,
+            WhisperMode::In => SnoopDirection::In,
+            WhisperMode::Out => SnoopDirection::Out,
+            WhisperMode::Both => SnoopDirection::Both,
+        }
+    }
+}
+
+/// A snoop: a supervisor's call (the snooping call) listening to, and perhaps whispering
+/// into, another call of the application. Asterisk's snoop channel on the snooped call
+/// and the snooping call share a mixing bridge whose id is the snoop's uuid.
+#[derive(Debug, Clone)]
+pub struct Snoop {
+    pub app: Uuid,
+    pub uuid: String,
+    pub snooped_call_id: String,
+    pub snooping_call_id: String,
+    pub whisper_mode: WhisperMode,
+    /// Asterisk's snoop channel; a new one each time the whisper mode changes.
+    pub channel_id: String,
+}
+
 #[derive(Default)]
 pub struct Applications {
     pub(super) apps: DashMap<Uuid, AppInfo>,
@@ -71,6 +111,7 @@ pub struct Applications {
     pub(super) nodes: DashMap<String, Node>,
     pub(super) playbacks: DashMap<String, PlaybackRec>,
     pub(super) pending: DashMap<String, Pending>,
+    pub(super) snoops: DashMap<String, Snoop>,
     /// The websocket of each application (cancelled to close it).
     pub(super) links: Mutex<HashMap<Uuid, tokio_util::sync::CancellationToken>>,
 }
@@ -129,7 +170,7 @@ pub fn call_object(call: &AppCall, tenant: Uuid) -> Value {
         "dialed_extension": ch.dialplan.exten,
         "variables": call.variables,
         "node_uuid": call.node,
-        "snoops": {},
+        "snoops": call.snoops,
         "user_uuid": call.user_uuid,
         "tenant_uuid": tenant,
     })
@@ -138,6 +179,15 @@ pub fn call_object(call: &AppCall, tenant: Uuid) -> Value {
 pub fn node_object(node: &Node) -> Value {
     let calls: Vec<Value> = node.calls.iter().map(|id| json!({ "id": id })).collect();
     json!({ "uuid": node.uuid, "calls": calls })
+}
+
+pub fn snoop_object(snoop: &Snoop) -> Value {
+    json!({
+        "uuid": snoop.uuid,
+        "snooped_call_id": snoop.snooped_call_id,
+        "snooping_call_id": snoop.snooping_call_id,
+        "whisper_mode": snoop.whisper_mode,
+    })
 }
 
 pub fn playback_object(uuid: &str, p: &PlaybackRec) -> Value {
@@ -207,6 +257,14 @@ impl Publisher<'_> {
         let mut data = Map::new();
         data.insert("node".into(), node_object(node));
         self.send(name, routing, data, None);
+    }
+
+    /// `application_snoop_<what>` (created, updated, deleted).
+    pub fn snoop(&self, what: &str, snoop: &Snoop) {
+        let routing = format!("applications.{}.snoops.{}.{what}", self.app, escape_key(&snoop.uuid));
+        let mut data = Map::new();
+        data.insert("snoop".into(), snoop_object(snoop));
+        self.send(&format!("application_snoop_{what}"), routing, data, None);
     }
 
     /// `application_playback_created` / `_deleted`.
