@@ -320,6 +320,23 @@ impl CalldService {
         }))
     }
 
+    /// What rings every line of `user` (one in `tenants`) for a call calld places to the
+    /// user: the endpoint and the variables naming the user. 400 for an unknown user or
+    /// one without a line to ring.
+    pub(super) async fn user_endpoint(
+        &self,
+        user: Uuid,
+        tenants: Vec<Uuid>,
+        auto_answer: bool,
+    ) -> Result<(String, Map<String, Value>), ApiError> {
+        let caller = self
+            .caller(user, tenants)
+            .await?
+            .ok_or_else(|| invalid("invalid-user", "Invalid user: not found", json!({ "user_uuid": user })))?;
+        let (plan, _) = Self::plan(user, &caller, None, true, false, auto_answer)?;
+        Ok((plan.endpoint, plan.variables))
+    }
+
     /// `POST /calls`.
     pub async fn originate(&self, scope: &Scope, req: OriginateRequest) -> Result<Value, ApiError> {
         let user = Uuid::parse_str(&req.source.user)

@@ -891,3 +891,133 @@ async fn snoops_listen_whisper_and_end_with_their_calls() {
         .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_user_is_called_into_a_node() {
+    let (ari, s) = started().await;
+    let mut bus = s.app().bus.subscribe();
+    crate::calld_calls::default_context(&s).await;
+    let alice = crate::calld_calls::user(&s, "Alice", "alice", "2001").await;
+    let alice_uuid = alice["uuid"].as_str().expect("uuid").to_string();
+    let uuid = application(&s, &ari, json!({"name": "agents"})).await;
+    let app = format!("/applications/{uuid}");
+    let (code, node) = s.post(&format!("{CALLD}{app}/nodes"), &s.admin_token, json!({})).await;
+    assert_eq!(code, StatusCode::CREATED, "{node}");
+    let node = node["uuid"].as_str().expect("node").to_string();
+    let path = format!("{CALLD}{app}/nodes/{node}/calls/user");
+
+    // Bad input: nothing reaches Asterisk.
+    let from = requests(&ari).len();
+    let nobody = uuid::Uuid::new_v4().to_string();
+    for (body, error_id) in [
+        (json!({}), "invalid-data"),
+        (json!({"user_uuid": "not-a-uuid"}), "invalid-data"),
+        (json!({"user_uuid": alice_uuid, "extra": 1}), "invalid-data"),
+        (
+            json!({"user_uuid": alice_uuid, "displayed_caller_id_name": "<x>"}),
+            "invalid-data",
+        ),
+        (json!({"user_uuid": nobody}), "invalid-user"),
+    ] {
+        let (code, answer) = s.post(&path, &s.admin_token, body.clone()).await;
+        assert_eq!(
+            (code, answer["error_id"].clone()),
+            (StatusCode::BAD_REQUEST, json!(error_id)),
+            "{body}: {answer}"
+        );
+    }
+    let (code, answer) = s
+        .post(
+            &format!("{CALLD}{app}/nodes/nope/calls/user"),
+            &s.admin_token,
+            json!({"user_uuid": alice_uuid}),
+        )
+        .await;
+    assert_eq!(
+        (code, answer["error_id"].clone()),
+        (StatusCode::NOT_FOUND, json!("no-such-node"))
+    );
+    assert_eq!(requests(&ari).len(), from, "nothing asked of Asterisk");
+
+    // The user's line rings into the application, auto-answered, showing the caller id asked.
+    let (code, call) = s
+        .post(
+            &path,
+            &s.admin_token,
+            json!({"user_uuid": alice_uuid, "autoanswer": true, "variables": {"TICKET": "7"},
+                   "displayed_caller_id_name": "Queue", "displayed_caller_id_number": "8800"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{call}");
+    let id = call["id"].as_str().expect("id").to_string();
+    assert_eq!(call["user_uuid"], json!(alice_uuid));
+    assert_eq!(call["is_caller"], json!(false));
+    assert_eq!(call["variables"], json!({"TICKET": "7"}));
+    let originate = ari
+        .requests()
+        .into_iter()
+        .rfind(|r| r.method == "POST" && r.uri.starts_with("/ari/channels?"))
+        .expect("originate");
+    let url = reqwest::Url::parse(&format!("http://x{}", originate.uri)).expect("uri");
+    let query: BTreeMap<String, String> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let stasis = format!("accent-app-{uuid}");
+    assert_eq!(query.get("endpoint").map(String::as_str), Some("PJSIP/2001"));
+    assert_eq!(query.get("app"), Some(&stasis));
+    assert_eq!(query.get("channelId"), Some(&id));
+    assert_eq!(query.get("callerId").map(String::as_str), Some("\"Queue\" <8800>"));
+    let body: Value = serde_json::from_str(&originate.body).expect("body");
+    assert_eq!(body["variables"]["ACCENT_USERUUID"], json!(alice_uuid));
+    assert_eq!(body["variables"]["TICKET"], "7");
+    assert_eq!(
+        body["variables"]["PJSIP_HEADER(add,Call-Info)"],
+        "<sip:accentd>;answer-after=0"
+    );
+    let initiated = wait_event(&mut bus, "application_call_initiated").await;
+    assert_eq!(initiated.data["call"]["id"], json!(id));
+
+    // Once in the application, the call joins the node.
+    let from = requests(&ari).len();
+    enter(&ari, &uuid, &id);
+    wait_request(
+        &ari,
+        from,
+        req("POST", &format!("/ari/bridges/{node}/addChannel"), &[("channel", &id)]),
+    )
+    .await;
+
+    // A user without a line has nothing to ring.
+    let (code, lineless) = s
+        .post(&format!("{C}/users"), &s.admin_token, json!({"firstname": "Bob"}))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{lineless}");
+    let (code, answer) = s
+        .post(&path, &s.admin_token, json!({"user_uuid": lineless["uuid"]}))
+        .await;
+    assert_eq!(
+        (code, answer["error_id"].clone()),
+        (StatusCode::BAD_REQUEST, json!("user-missing-main-line"))
+    );
+
+    // Another tenant's user is unknown here.
+    let other = crate::calld_calls::other_tenant(&s).await;
+    let (code, stranger) = s
+        .call_with_headers(
+            Method::POST,
+            &format!("{C}/users"),
+            Some(&s.admin_token),
+            Some(json!({"firstname": "Mallory"})),
+            &[("Accent-Tenant", other.as_str())],
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{stranger}");
+    let (code, answer) = s
+        .post(&path, &s.admin_token, json!({"user_uuid": stranger["uuid"]}))
+        .await;
+    assert_eq!(
+        (code, answer["error_id"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid-user"))
+    );
+}

@@ -150,6 +150,13 @@ async fn handle(
             svc.application_delete_node(&caller.require(&acl)?, app, node).await?;
             Ok(no_content())
         }
+        (["nodes", node, "calls", "user"], &Method::POST) => {
+            let scope = caller.require(&acl)?;
+            let call = svc
+                .application_call_user(&scope, app, node, parse_json_object(body)?)
+                .await?;
+            Ok(created(&call))
+        }
         (["nodes", node, "calls"], &Method::POST) => {
             let scope = caller.require(&acl)?;
             let call = svc

@@ -108,6 +108,57 @@ pub struct OriginateBody {
     displayed_caller_id_number: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallUserBody {
+    user_uuid: String,
+    #[serde(default)]
+    autoanswer: bool,
+    #[serde(default)]
+    variables: Map<String, Value>,
+    #[serde(default)]
+    displayed_caller_id_name: Option<String>,
+    #[serde(default)]
+    displayed_caller_id_number: Option<String>,
+}
+
+/// A call to place into an application.
+struct Target {
+    endpoint: String,
+    caller_id: Option<String>,
+    /// Everything set on the channel.
+    variables: Map<String, Value>,
+    /// What the request asked to set: the call's `variables`.
+    asked: Map<String, Value>,
+    user: Option<Uuid>,
+}
+
+/// `"name" <number>` from the displayed caller id fields, checked.
+fn displayed_caller_id(name: &Option<String>, number: &Option<String>) -> Result<Option<String>, ApiError> {
+    for (field, value) in [
+        ("displayed_caller_id_name", name),
+        ("displayed_caller_id_number", number),
+    ] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.len() > 80 || v.chars().any(|c| c.is_control() || "<>\"".contains(c)))
+        {
+            return Err(ApiError::invalid_field(
+                field,
+                "At most 80 characters, no control characters nor < > \".",
+            ));
+        }
+    }
+    Ok(match (name, number) {
+        (None, None) => None,
+        (name, number) => Some(format!(
+            "\"{}\" <{}>",
+            name.as_deref().unwrap_or_default(),
+            number.as_deref().unwrap_or_default()
+        )),
+    })
+}
+
 /// The most calls one node request may name.
 const MAX_NODE_CALLS: usize = 100;
 
@@ -446,28 +497,7 @@ impl CalldService {
             return Err(ApiError::invalid_field("exten", "Must not contain @."));
         }
         let variables = check_variables(&body.variables)?;
-        for (field, value) in [
-            ("displayed_caller_id_name", &body.displayed_caller_id_name),
-            ("displayed_caller_id_number", &body.displayed_caller_id_number),
-        ] {
-            if value
-                .as_deref()
-                .is_some_and(|v| v.len() > 80 || v.chars().any(|c| c.is_control() || "<>\"".contains(c)))
-            {
-                return Err(ApiError::invalid_field(
-                    field,
-                    "At most 80 characters, no control characters nor < > \".",
-                ));
-            }
-        }
-        let caller_id = match (&body.displayed_caller_id_name, &body.displayed_caller_id_number) {
-            (None, None) => None,
-            (name, number) => Some(format!(
-                "\"{}\" <{}>",
-                name.as_deref().unwrap_or_default(),
-                number.as_deref().unwrap_or_default()
-            )),
-        };
+        let caller_id = displayed_caller_id(&body.displayed_caller_id_name, &body.displayed_caller_id_number)?;
         if body.autoanswer {
             // A Local channel has no SIP dialog to carry the auto-answer header, and
             // accentd's dialplan has no auto-answer step for the channel it dials.
@@ -476,21 +506,66 @@ impl CalldService {
                 "Auto-answer is not supported for calls into an application.",
             ));
         }
+        let endpoint = format!("Local/{}@{}/n", body.exten, body.context);
+        let target = Target {
+            endpoint,
+            caller_id,
+            asked: variables.clone(),
+            variables,
+            user: None,
+        };
+        self.originate_into(app, &info, node, target).await
+    }
+
+    /// `POST /nodes/{node}/calls/user`: rings every line of a user of the application's
+    /// tenant, into the node.
+    pub async fn application_call_user(
+        &self,
+        scope: &Scope,
+        uuid: &str,
+        node: &str,
+        body: CallUserBody,
+    ) -> Result<Value, ApiError> {
+        let (app, info) = self.visible_app(scope, uuid)?;
+        self.app_node(app, node)?;
+        let user =
+            Uuid::parse_str(&body.user_uuid).map_err(|_| ApiError::invalid_field("user_uuid", "Not a valid UUID."))?;
+        let asked = check_variables(&body.variables)?;
+        let caller_id = displayed_caller_id(&body.displayed_caller_id_name, &body.displayed_caller_id_number)?;
+        let (endpoint, mut variables) = self.user_endpoint(user, vec![info.tenant], body.autoanswer).await?;
+        variables.extend(asked.clone());
+        let target = Target {
+            endpoint,
+            caller_id,
+            variables,
+            asked,
+            user: Some(user),
+        };
+        self.originate_into(app, &info, Some(node), target).await
+    }
+
+    /// Originates `target` into the application; the call joins `node` once it is in.
+    async fn originate_into(
+        &self,
+        app: Uuid,
+        info: &AppInfo,
+        node: Option<&str>,
+        target: Target,
+    ) -> Result<Value, ApiError> {
         let channel_id = Uuid::new_v4().to_string();
-        let given = variables.clone();
         self.applications.pending.insert(
             channel_id.clone(),
             Pending {
                 node: node.map(str::to_string),
-                variables: given.clone(),
+                variables: target.asked.clone(),
             },
         );
         let params = OriginateParams {
-            endpoint: format!("Local/{}@{}/n", body.exten, body.context),
+            endpoint: target.endpoint.clone(),
             app: Some(stasis_name(app)),
-            caller_id,
+            caller_id: target.caller_id,
             channel_id: Some(channel_id.clone()),
-            variables: (!variables.is_empty()).then_some(variables),
+            variables: (!target.variables.is_empty()).then_some(target.variables),
             ..OriginateParams::default()
         };
         let channel = match self.ari_link()?.originate(&params).await {
@@ -512,12 +587,12 @@ impl CalldService {
             muted: false,
             moh_uuid: None,
             node: None,
-            user_uuid: None,
-            variables: given,
+            user_uuid: target.user,
+            variables: target.asked,
             snoops: Default::default(),
         };
-        self.publisher(app, &info).call("application_call_initiated", &call);
-        tracing::info!(application = %app, call_id = %channel_id, "call originated into the application");
+        self.publisher(app, info).call("application_call_initiated", &call);
+        tracing::info!(application = %app, call_id = %channel_id, endpoint = %target.endpoint, "call originated into the application");
         Ok(call_object(&call, info.tenant))
     }
 }
