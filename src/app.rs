@@ -116,8 +116,8 @@ impl App {
             bus.clone(),
             live.clone(),
             config.call_logs.recordings_dir.clone(),
-            config.calld.voicemail_dir.clone(),
             config.http.body_limit,
+            &config.calld,
         ));
         Ok(App {
             confd,
@@ -236,6 +236,7 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
         crate::calld::voicemail::spawn_watcher(app.calld.clone(), ami.clone(), shutdown.clone());
         crate::calld::conferences::spawn_watcher(app.calld.clone(), ami.clone(), shutdown.clone());
         crate::calld::parking::spawn_watcher(app.calld.clone(), ami.clone(), shutdown.clone());
+        crate::calld::faxes::spawn_watcher(app.calld.clone(), ami.clone(), shutdown.clone());
     }
     if let Some(ari) = &app.ari {
         let _ = app.calld.ari.set(ari.client.clone());

@@ -53,12 +53,21 @@ pub struct Config {
 pub struct CalldConfig {
     /// Asterisk's voicemail spool (`voicemail.conf` and Asterisk's `astspooldir` decide it).
     pub voicemail_dir: PathBuf,
+    /// Where outgoing faxes are written for Asterisk's `SendFAX` (readable by Asterisk).
+    pub fax_dir: PathBuf,
+    /// Ghostscript, which turns a PDF into the TIFF `SendFAX` sends.
+    pub fax_ghostscript: PathBuf,
+    /// The largest fax document accepted, in bytes (documents are larger than API bodies).
+    pub fax_max_bytes: u64,
 }
 
 impl Default for CalldConfig {
     fn default() -> Self {
         CalldConfig {
             voicemail_dir: PathBuf::from("/var/spool/asterisk/voicemail"),
+            fax_dir: PathBuf::from("/var/spool/asterisk/fax"),
+            fax_ghostscript: PathBuf::from("/usr/bin/gs"),
+            fax_max_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -466,6 +475,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "Asterisk's voicemail spool (default /var/spool/asterisk/voicemail)",
     ),
     (
+        "ACCENTD_CALLD_FAX_DIR",
+        "where outgoing faxes are written for Asterisk (default /var/spool/asterisk/fax)",
+    ),
+    (
+        "ACCENTD_CALLD_FAX_GHOSTSCRIPT",
+        "ghostscript, to turn PDF faxes into TIFF (default /usr/bin/gs)",
+    ),
+    (
+        "ACCENTD_CALLD_FAX_MAX_BYTES",
+        "the largest fax document accepted (default 16777216)",
+    ),
+    (
         "ACCENTD_CONFD_ASTERISK_CONFIG_DIR",
         "where rendered Asterisk files go, e.g. /etc/asterisk (default: not written)",
     ),
@@ -652,6 +673,9 @@ impl Config {
         );
         set!("ACCENTD_CALL_LOGS_RECORDINGS_DIR", self.call_logs.recordings_dir, parse);
         set!("ACCENTD_CALLD_VOICEMAIL_DIR", self.calld.voicemail_dir, parse);
+        set!("ACCENTD_CALLD_FAX_DIR", self.calld.fax_dir, parse);
+        set!("ACCENTD_CALLD_FAX_GHOSTSCRIPT", self.calld.fax_ghostscript, parse);
+        set!("ACCENTD_CALLD_FAX_MAX_BYTES", self.calld.fax_max_bytes, parse);
         set!(
             "ACCENTD_CONFD_ASTERISK_CONFIG_DIR",
             self.confd.asterisk_config_dir,
@@ -728,6 +752,12 @@ impl Config {
         }
         if !self.calld.voicemail_dir.is_absolute() {
             return Err(invalid("calld.voicemail_dir", "must be an absolute path"));
+        }
+        if !self.calld.fax_dir.is_absolute() {
+            return Err(invalid("calld.fax_dir", "must be an absolute path"));
+        }
+        if self.calld.fax_max_bytes == 0 {
+            return Err(invalid("calld.fax_max_bytes", "must be at least 1"));
         }
         if a.throttle.window == 0 {
             return Err(invalid("auth.throttle.window", "must be at least 1"));

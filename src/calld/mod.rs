@@ -9,6 +9,7 @@ pub mod calls;
 pub mod conferences;
 pub mod endpoints;
 pub mod events;
+pub mod faxes;
 pub mod originate;
 pub mod owners;
 pub mod parking;
@@ -21,11 +22,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dashmap::DashMap;
-use tokio::sync::mpsc;
+use futures_util::future::BoxFuture;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use self::calls::Marks;
 use self::owners::OwnersCache;
 use crate::ami::client::AmiClient;
+use crate::ami::frame::AmiMessage;
 use crate::ari::client::AriClient;
 use crate::auth::AuthService;
 use crate::bus::Bus;
@@ -52,6 +56,8 @@ pub struct CalldService {
     pub body_limit: u64,
     /// Asterisk's voicemail spool (`<dir>/<context>/<number>/INBOX/...`).
     pub voicemail_dir: PathBuf,
+    /// The faxes being sent.
+    pub faxes: faxes::Faxes,
     /// The Stasis applications: their calls, nodes and playbacks.
     pub applications: applications::Applications,
     voicemail_seen: voicemail::Seen,
@@ -73,8 +79,8 @@ impl CalldService {
         bus: Bus,
         live: LiveState,
         recordings_dir: PathBuf,
-        voicemail_dir: PathBuf,
         body_limit: u64,
+        config: &crate::config::CalldConfig,
     ) -> Self {
         let (pokes, rx) = mpsc::unbounded_channel();
         CalldService {
@@ -87,7 +93,8 @@ impl CalldService {
             main_app: OnceLock::new(),
             recordings_dir,
             body_limit,
-            voicemail_dir,
+            voicemail_dir: config.voicemail_dir.clone(),
+            faxes: faxes::Faxes::new(config),
             applications: applications::Applications::default(),
             voicemail_seen: voicemail::Seen::default(),
             owners: OwnersCache::default(),
@@ -113,6 +120,34 @@ impl CalldService {
     fn poke(&self, call_id: &str) {
         // Without the task (not started), nobody listens: nothing to tell.
         let _ = self.pokes.send(call_id.to_owned());
+    }
+
+    /// Runs `on_event` on every AMI event until `shutdown`, in order; a watcher that
+    /// falls behind says so (`what` names it).
+    pub(crate) fn watch_ami<F>(
+        self: Arc<Self>,
+        ami: &AmiClient,
+        shutdown: CancellationToken,
+        what: &'static str,
+        on_event: F,
+    ) where
+        F: for<'a> Fn(&'a CalldService, &'a AmiMessage) -> BoxFuture<'a, ()> + Send + 'static,
+    {
+        let mut events = ami.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    e = events.recv() => match e {
+                        Ok(m) => on_event(&self, &m).await,
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, watcher = what, "AMI watcher fell behind");
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            }
+        });
     }
 
     fn take_pokes(&self) -> Option<mpsc::UnboundedReceiver<String>> {

@@ -337,6 +337,24 @@ impl CalldService {
         Ok((plan.endpoint, plan.variables))
     }
 
+    /// The context of `user`'s main line (the user in one of `tenants`): where the user's
+    /// own dialing happens. 400 for an unknown user or one without a line.
+    pub(super) async fn user_context(&self, user: Uuid, tenants: Vec<Uuid>) -> Result<String, ApiError> {
+        let caller = self
+            .caller(user, tenants)
+            .await?
+            .ok_or_else(|| invalid("invalid-user", "Invalid user: not found", json!({ "user_uuid": user })))?;
+        let main = caller.lines.first().ok_or_else(|| {
+            invalid(
+                "user-missing-main-line",
+                "User has no main line",
+                json!({ "user_uuid": user }),
+            )
+        })?;
+        check_dialplan_word("context", &main.context)?;
+        Ok(main.context.clone())
+    }
+
     /// `POST /calls`.
     pub async fn originate(&self, scope: &Scope, req: OriginateRequest) -> Result<Value, ApiError> {
         let user = Uuid::parse_str(&req.source.user)

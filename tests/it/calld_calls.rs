@@ -110,9 +110,12 @@ pub(crate) async fn bridged_call() -> (FakeAmi, FakeAri, TestServer, Value, Valu
     (ami, ari, s, alice, bob)
 }
 
-/// Accentd on scenario 21 with both links up and the two phones provisioned; nothing replayed.
-async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
-    let scenario = Scenario::load("21").expect("scenario");
+/// Accentd on `scenario` with both links up (the config tweaked by `tweak`); nothing replayed.
+pub(crate) async fn linked(
+    scenario: &str,
+    tweak: impl FnOnce(&mut accentd::config::Config),
+) -> (FakeAmi, FakeAri, TestServer) {
+    let scenario = Scenario::load(scenario).expect("scenario");
     let ami = manual_ami(&scenario).await;
     let ari = manual_ari(&scenario).await;
     let (ami_addr, ari_url) = (ami.addr().to_string(), ari.url());
@@ -124,6 +127,7 @@ async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
         c.ari.user = "accent".into();
         c.ari.password = "accent".into();
         c.ari.app = "accent".into();
+        tweak(c);
     })
     .await;
     {
@@ -134,6 +138,12 @@ async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
         })
         .await;
     }
+    (ami, ari, s)
+}
+
+/// Accentd on scenario 21 with both links up and the two phones provisioned; nothing replayed.
+async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
+    let (ami, ari, s) = linked("21", |_| {}).await;
     first_resync(&s).await;
     default_context(&s).await;
     let alice = user(&s, "Alice", "alice", "2001").await;
@@ -787,7 +797,7 @@ async fn my_originate_error(s: &TestServer, token: &str, body: Value) -> (Status
 }
 
 /// The query and JSON body of the `POST /ari/channels` requests the fake ARI got.
-fn originates(ari: &FakeAri) -> Vec<(std::collections::BTreeMap<String, String>, Value)> {
+pub(crate) fn originates(ari: &FakeAri) -> Vec<(std::collections::BTreeMap<String, String>, Value)> {
     ari.requests()
         .into_iter()
         .filter(|r| r.method == "POST" && r.uri.starts_with("/ari/channels?"))

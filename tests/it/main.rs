@@ -21,6 +21,7 @@ mod auth_users;
 mod calld_applications;
 mod calld_calls;
 mod calld_conferences;
+mod calld_faxes;
 mod calld_parking;
 mod calld_stasis;
 mod calld_voicemails;

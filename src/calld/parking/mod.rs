@@ -377,19 +377,5 @@ impl CalldService {
 
 /// Follows res_parking's events until shutdown.
 pub fn spawn_watcher(svc: Arc<CalldService>, ami: crate::ami::client::AmiClient, shutdown: CancellationToken) {
-    let mut events = ami.subscribe();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                e = events.recv() => match e {
-                    Ok(m) => svc.parking_event(&m).await,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "parking watcher fell behind AMI events");
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        }
-    });
+    svc.watch_ami(&ami, shutdown, "parking", |svc, m| Box::pin(svc.parking_event(m)));
 }

@@ -26,6 +26,7 @@ pub struct TestServer {
 pub fn test_config(data_dir: PathBuf) -> Config {
     let mut c = Config::default();
     c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.calld.fax_dir = data_dir.join("fax");
     c.data_dir = data_dir;
     c.admin.user = Some(ADMIN_USER.into());
     c.admin.password = Some(ADMIN_PASSWORD.into());
