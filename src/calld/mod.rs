@@ -14,6 +14,7 @@ pub mod owners;
 pub mod parking;
 mod routes;
 pub mod stasis;
+pub mod switchboards;
 pub mod transfers;
 pub mod voicemail;
 
@@ -54,6 +55,8 @@ pub struct CalldService {
     pub voicemail_dir: PathBuf,
     /// The Stasis applications: their calls, nodes and playbacks.
     pub applications: applications::Applications,
+    /// The switchboards' queued, held and answered calls.
+    pub switchboards: Arc<switchboards::Switchboards>,
     voicemail_seen: voicemail::Seen,
     owners: OwnersCache,
     /// Channel id -> what calld did to it (mute, recording); dropped when the channel is gone.
@@ -89,6 +92,7 @@ impl CalldService {
             body_limit,
             voicemail_dir,
             applications: applications::Applications::default(),
+            switchboards: switchboards::new_state(),
             voicemail_seen: voicemail::Seen::default(),
             owners: OwnersCache::default(),
             marks: DashMap::new(),

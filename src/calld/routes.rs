@@ -222,6 +222,7 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
     let svc_conferences = svc.clone();
     let applications = super::applications::routes::routes(svc.clone());
     let parking = super::parking::routes::routes(svc.clone());
+    let switchboards = super::switchboards::routes::routes(svc.clone());
     let authed = authenticated(svc.auth.clone());
 
     let s = svc.clone();
@@ -406,6 +407,8 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .or(applications)
                 .unify()
                 .or(parking)
+                .unify()
+                .or(switchboards)
                 .unify(),
         )
         .boxed()

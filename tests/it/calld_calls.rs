@@ -111,7 +111,7 @@ pub(crate) async fn bridged_call() -> (FakeAmi, FakeAri, TestServer, Value, Valu
 }
 
 /// Accentd on scenario 21 with both links up and the two phones provisioned; nothing replayed.
-async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
+pub(crate) async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
     let scenario = Scenario::load("21").expect("scenario");
     let ami = manual_ami(&scenario).await;
     let ari = manual_ari(&scenario).await;
