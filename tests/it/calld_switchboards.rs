@@ -489,3 +489,28 @@ async fn unknown_ids_non_members_tenants_acls_and_no_asterisk() {
         .await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_nobody_answers_goes_to_the_fallback_after_the_timeout() {
+    let (_ami, ari, s, _alice, _bob) = provisioned().await;
+    let uuid = switchboard(&s, json!({"name": "Reception", "timeout": 1})).await;
+    let mut bus = s.app().bus.subscribe();
+    let caller = channel(CALLER, CALLER_NAME, "Ring", "", ("Carol", "2003"));
+    enters(&ari, &caller, &["switchboard_queue", &uuid]);
+    let ev = wait_event(&mut bus, "switchboard_queued_calls_updated").await;
+    assert_eq!(ev.data["items"].as_array().map(Vec::len), Some(1));
+    let from = requests(&ari).len();
+    // After the switchboard's timeout: out of the queue, back to the dialplan (the fallback).
+    let ev = wait_event(&mut bus, "switchboard_queued_calls_updated").await;
+    assert_eq!(ev.data, json!({"switchboard_uuid": uuid, "items": []}));
+    wait_request(
+        &ari,
+        from,
+        req("POST", &format!("/ari/channels/{CALLER}/continue"), &[]),
+    )
+    .await;
+    let (_, list) = s
+        .get(&format!("{CALLD}/switchboards/{uuid}/calls/queued"), &s.admin_token)
+        .await;
+    assert_eq!(list, json!({"items": []}));
+}

@@ -128,6 +128,27 @@ pub async fn queued(svc: &CalldService, e: &StasisStart) {
     tracing::info!(switchboard = %sb.uuid, call_id = %id, "call queued in the switchboard");
     svc.switchboards
         .put(Kind::Queued, Entry::new(&sb, &e.channel), &svc.bus);
+    if let Some(secs) = sb.timeout.filter(|t| *t > 0) {
+        let (state, ari, bus) = (svc.switchboards.clone(), ari.clone(), svc.bus.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(secs.unsigned_abs())).await;
+            queue_timeout(&state, &ari, &bus, &id).await;
+        });
+    }
+}
+
+/// The switchboard's `timeout` passed and nobody answered: the call leaves
+/// the queue and goes back to the dialplan, where its no-answer fallback
+/// follows the Stasis step.
+async fn queue_timeout(state: &Switchboards, ari: &AriClient, bus: &crate::bus::Bus, id: &str) {
+    // Answered (or gone) meanwhile: nothing to do.
+    if state.take(Kind::Queued, id, bus).is_none() {
+        return;
+    }
+    tracing::info!(call_id = id, "switchboard queue timeout: to the no-answer fallback");
+    if let Err(err) = ari.continue_in_dialplan(id, &ContinueParams::default()).await {
+        tracing::warn!(call_id = id, error = %err, "cannot send the timed-out call back to the dialplan");
+    }
 }
 
 /// The operator answered (its originated channel entered the application):

@@ -123,6 +123,8 @@ pub struct SwitchboardInfo {
     pub uuid: Uuid,
     pub tenant: Uuid,
     pub name: String,
+    /// Seconds a call may wait in the queue (0 or none: no limit).
+    pub timeout: Option<i64>,
     pub queue_music_on_hold: Option<String>,
     pub waiting_room_music_on_hold: Option<String>,
     pub members: Vec<Uuid>,
@@ -142,6 +144,7 @@ pub fn info(c: &Connection, uuid: Uuid) -> Result<Option<SwitchboardInfo>, ApiEr
         uuid,
         tenant: row.tenant_uuid,
         name: sb.name,
+        timeout: sb.timeout,
         queue_music_on_hold: sb.queue_music_on_hold,
         waiting_room_music_on_hold: sb.waiting_room_music_on_hold,
         members,
