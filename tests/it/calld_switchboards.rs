@@ -514,3 +514,43 @@ async fn a_call_nobody_answers_goes_to_the_fallback_after_the_timeout() {
         .await;
     assert_eq!(list, json!({"items": []}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_answering_a_call_that_left_is_hung_up() {
+    let (_ami, ari, s, _alice, bob) = provisioned().await;
+    let uuid = switchboard(&s, json!({"name": "Reception"})).await;
+    let (code, _) = s
+        .put(
+            &format!("{C}/switchboards/{uuid}/members/users"),
+            &s.admin_token,
+            json!({"users": [{"uuid": bob["uuid"]}]}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let bob_token = s.login("bob", "pw-bob-123").await;
+    let mut bus = s.app().bus.subscribe();
+    let caller = channel(CALLER, CALLER_NAME, "Ring", "", ("Carol", "2003"));
+    enters(&ari, &caller, &["switchboard_queue", &uuid]);
+    wait_event(&mut bus, "switchboard_queued_calls_updated").await;
+    let (code, answer) = put(
+        &s,
+        &bob_token,
+        &format!("/switchboards/{uuid}/calls/queued/{CALLER}/answer"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{answer}");
+    let operator = answer["call_id"].as_str().expect("call_id").to_string();
+    // Carol hangs up while Bob's phone rings; then Bob picks up.
+    ari.inject(&event("StasisEnd", json!({"channel": caller})));
+    let ev = wait_event(&mut bus, "switchboard_queued_calls_updated").await;
+    assert_eq!(ev.data["items"], json!([]));
+    let from = requests(&ari).len();
+    let op = channel(&operator, "PJSIP/2002-00000041", "Up", "", ("Carol", "2003"));
+    enters(&ari, &op, &["switchboard_answer", &uuid, CALLER]);
+    wait_request(&ari, from, req("DELETE", &format!("/ari/channels/{operator}"), &[])).await;
+    assert_eq!(
+        requests(&ari).into_iter().skip(from).collect::<Vec<_>>(),
+        vec![req("DELETE", &format!("/ari/channels/{operator}"), &[])],
+        "no bridge for a call that left"
+    );
+}

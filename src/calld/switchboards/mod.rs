@@ -163,6 +163,14 @@ pub async fn operator_answered(svc: &CalldService, e: &StasisStart) {
         return;
     };
     let Some(ari) = svc.ari.get() else { return };
+    // Another operator was quicker, or the caller hung up while this one rang.
+    if svc.switchboards.entry(answering.kind, &answering.call_id).is_none() {
+        tracing::info!(call_id = %answering.call_id, operator = %operator, "switchboard call no longer waiting; operator hung up");
+        if let Err(err) = ari.hangup(&operator, None).await {
+            tracing::warn!(operator = %operator, error = %err, "operator not hung up");
+        }
+        return;
+    }
     let bridge = format!("switchboard-{}-{}", answering.switchboard, Uuid::new_v4());
     let params = BridgeParams {
         bridge_type: Some("mixing".into()),

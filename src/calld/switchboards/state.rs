@@ -195,3 +195,54 @@ impl Switchboards {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_ids_cannot_break_the_originate_caller_id() {
+        let e = Entry {
+            switchboard: Uuid::nil(),
+            tenant: Uuid::nil(),
+            id: "1.1".into(),
+            caller_id_name: "Ev\"il <x>".into(),
+            caller_id_number: "12<3>".into(),
+            seq: 0,
+        };
+        assert_eq!(e.caller_id(), "\"Evil x\" <123>");
+    }
+
+    #[test]
+    fn lists_keep_arrival_order_and_forget_gone_calls() {
+        let bus = Bus::new(Uuid::nil());
+        let mut rx = bus.subscribe();
+        let s = Switchboards::default();
+        let sb = Uuid::new_v4();
+        let entry = |id: &str| Entry {
+            switchboard: sb,
+            tenant: Uuid::nil(),
+            id: id.into(),
+            caller_id_name: String::new(),
+            caller_id_number: id.into(),
+            seq: 0,
+        };
+        for id in ["b", "a", "c"] {
+            s.put(Kind::Queued, entry(id), &bus);
+        }
+        let ids = |k| -> Vec<Value> { s.items(k, sb).iter().map(|i| i["id"].clone()).collect() };
+        assert_eq!(ids(Kind::Queued), [json!("b"), json!("a"), json!("c")]);
+        s.gone("a", &bus);
+        assert_eq!(ids(Kind::Queued), [json!("b"), json!("c")]);
+        s.gone("zz", &bus);
+        let names: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| e.name.clone())
+            .collect();
+        assert_eq!(
+            names.len(),
+            4,
+            "one list event per change, none for an unknown call: {names:?}"
+        );
+        assert!(s.items(Kind::Held, sb).is_empty());
+    }
+}
