@@ -108,6 +108,7 @@ impl App {
             body_limit: config.http.body_limit,
             uuid,
             config: config.confd.clone(),
+            stasis_app: config.ari.app.clone(),
         });
         let live = LiveState::new();
         let calld = Arc::new(crate::calld::CalldService::new(

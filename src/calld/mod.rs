@@ -15,6 +15,7 @@ pub mod owners;
 pub mod parking;
 mod routes;
 pub mod stasis;
+pub mod switchboards;
 pub mod transfers;
 pub mod voicemail;
 
@@ -60,6 +61,8 @@ pub struct CalldService {
     pub faxes: faxes::Faxes,
     /// The Stasis applications: their calls, nodes and playbacks.
     pub applications: applications::Applications,
+    /// The switchboards' queued, held and answered calls.
+    pub switchboards: Arc<switchboards::Switchboards>,
     voicemail_seen: voicemail::Seen,
     owners: OwnersCache,
     /// Channel id -> what calld did to it (mute, recording); dropped when the channel is gone.
@@ -96,6 +99,7 @@ impl CalldService {
             voicemail_dir: config.voicemail_dir.clone(),
             faxes: faxes::Faxes::new(config),
             applications: applications::Applications::default(),
+            switchboards: switchboards::new_state(),
             voicemail_seen: voicemail::Seen::default(),
             owners: OwnersCache::default(),
             marks: DashMap::new(),

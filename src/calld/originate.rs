@@ -70,14 +70,14 @@ pub struct UserOriginateRequest {
 
 /// One line of the user: what rings it and its context.
 #[derive(Debug, Clone)]
-struct UserLine {
+pub(super) struct UserLine {
     id: i64,
     context: String,
     /// `PJSIP/<name>` or a custom interface; `None` for what cannot be dialed (SCCP).
     interface: Option<String>,
 }
 
-struct Caller {
+pub(super) struct Caller {
     lines: Vec<UserLine>,
     mobile: Option<String>,
 }
@@ -148,15 +148,15 @@ pub(super) fn check_variables(vars: &Map<String, Value>) -> Result<Map<String, V
 }
 
 /// Where the originate rings first, and what the call is then.
-struct Plan {
-    endpoint: String,
+pub(super) struct Plan {
+    pub(super) endpoint: String,
     line_id: Option<i64>,
-    variables: Map<String, Value>,
+    pub(super) variables: Map<String, Value>,
 }
 
 impl CalldService {
     /// The user's lines (main first) and mobile number, if the user is in one of `tenants`.
-    async fn caller(&self, user: Uuid, tenants: Vec<Uuid>) -> Result<Option<Caller>, ApiError> {
+    pub(super) async fn user_lines(&self, user: Uuid, tenants: Vec<Uuid>) -> Result<Option<Caller>, ApiError> {
         self.store
             .read(move |c| {
                 let row: Option<(i64, String, Option<String>)> = c
@@ -203,7 +203,7 @@ impl CalldService {
     }
 
     /// Which endpoint rings first for `user`, as the request's source options say.
-    fn plan(
+    pub(super) fn plan(
         user: Uuid,
         caller: &Caller,
         line_id: Option<i64>,
@@ -330,7 +330,7 @@ impl CalldService {
         auto_answer: bool,
     ) -> Result<(String, Map<String, Value>), ApiError> {
         let caller = self
-            .caller(user, tenants)
+            .user_lines(user, tenants)
             .await?
             .ok_or_else(|| invalid("invalid-user", "Invalid user: not found", json!({ "user_uuid": user })))?;
         let (plan, _) = Self::plan(user, &caller, None, true, false, auto_answer)?;
@@ -341,7 +341,7 @@ impl CalldService {
     /// own dialing happens. 400 for an unknown user or one without a line.
     pub(super) async fn user_context(&self, user: Uuid, tenants: Vec<Uuid>) -> Result<String, ApiError> {
         let caller = self
-            .caller(user, tenants)
+            .user_lines(user, tenants)
             .await?
             .ok_or_else(|| invalid("invalid-user", "Invalid user: not found", json!({ "user_uuid": user })))?;
         let main = caller.lines.first().ok_or_else(|| {
@@ -366,7 +366,7 @@ impl CalldService {
         }
         let extra = check_variables(&req.variables)?;
         let caller = self
-            .caller(user, scope.tenants(false))
+            .user_lines(user, scope.tenants(false))
             .await?
             .ok_or_else(|| invalid("invalid-user", "Invalid user: not found", json!({ "user_uuid": user })))?;
         let s = &req.source;
@@ -384,7 +384,7 @@ impl CalldService {
         check_dialplan_word("extension", &req.extension)?;
         let extra = check_variables(&req.variables)?;
         let caller = self
-            .caller(user, scope.tenants(false))
+            .user_lines(user, scope.tenants(false))
             .await?
             .ok_or_else(|| invalid("invalid-user", "Invalid user: not found", json!({ "user_uuid": user })))?;
         let (plan, line) = Self::plan(

@@ -223,6 +223,7 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
     let applications = super::applications::routes::routes(svc.clone());
     let parking = super::parking::routes::routes(svc.clone());
     let faxes = super::faxes::routes::routes(svc.clone());
+    let switchboards = super::switchboards::routes::routes(svc.clone());
     let authed = authenticated(svc.auth.clone());
 
     let s = svc.clone();
@@ -409,6 +410,8 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .or(parking)
                 .unify()
                 .or(faxes)
+                .unify()
+                .or(switchboards)
                 .unify(),
         )
         .boxed()

@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::CalldService;
+use super::{switchboards, CalldService};
 use crate::ari::client::ContinueParams;
 use crate::ari::events::{AriEvent, StasisStart};
 use crate::ari::AriEvents;
@@ -47,11 +47,17 @@ async fn dispatch(svc: &CalldService, event: &AriEvent) {
             entered(svc, e).await;
         }
     }
+    super::switchboards::on_event(svc, event).await;
 }
 
 /// A channel entered the main application: the feature its first argument names takes it.
 async fn entered(svc: &CalldService, e: &StasisStart) {
     let purpose = e.args.first().map(String::as_str).unwrap_or("");
+    match purpose {
+        switchboards::QUEUE_PURPOSE => return switchboards::queued(svc, e).await,
+        switchboards::ANSWER_PURPOSE => return switchboards::operator_answered(svc, e).await,
+        _ => {}
+    }
     tracing::warn!(
         call_id = %e.channel.id,
         purpose,

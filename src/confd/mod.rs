@@ -27,6 +27,7 @@ pub mod reload;
 pub mod render;
 pub mod resource;
 pub mod sip_transports;
+pub mod switchboards;
 pub mod trunks;
 pub mod user_import;
 pub mod users;
@@ -68,6 +69,9 @@ pub struct ConfdService {
     pub body_limit: u64,
     pub uuid: Uuid,
     pub config: crate::config::ConfdConfig,
+    /// accentd's own Stasis application (config `ari.app`): the dialplan sends
+    /// switchboard calls into it.
+    pub stasis_app: String,
 }
 
 const LIVE_RELOAD_KEY: &str = "live_reload";
@@ -114,7 +118,7 @@ impl ConfdService {
     /// Renders every Asterisk file (checked) and writes the changed ones into `dir`.
     pub async fn render_to(&self, dir: &std::path::Path) -> Result<Vec<String>, render::RenderError> {
         let templates = render::Templates::load(self.config.templates_dir.as_deref())?;
-        let files = render::render_store(&self.store, &templates).await?;
+        let files = render::render_store_for(&self.store, &templates, &self.stasis_app).await?;
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || render::write_changed(&dir, &files))
             .await
@@ -328,6 +332,8 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .or(resource::routes::<voicemails::Voicemail>(svc.clone()))
         .unify()
         .or(applications::routes(svc.clone()))
+        .unify()
+        .or(switchboards::routes(svc.clone()))
         .unify()
         .or(asterisk_files::routes(svc))
         .unify()

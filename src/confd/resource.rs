@@ -123,6 +123,23 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + Sized + 'static
     fn event_data(obj: &Map<String, Value>) -> Value {
         Value::Object(obj.clone())
     }
+
+    /// The bus event of a change (before its tenant is set): by default the
+    /// static name and routing key; a resource whose routing key names the item
+    /// builds its own.
+    fn event(event: EventDef, obj: &Map<String, Value>) -> EventSpec {
+        EventSpec::new(event.name, event.routing_key, Self::event_data(obj))
+    }
+
+    /// The ACL of an operation: `confd.<acl>.<action>` on the collection
+    /// (`id` `None`), `confd.<acl>.<id>.<action>` on an item. Upstream spells a
+    /// few differently (switchboards' singular create and delete).
+    fn acl(action: &str, id: Option<&str>) -> String {
+        match id {
+            None => format!("confd.{}.{action}", Self::DEF.acl),
+            Some(id) => item_acl(Self::DEF.acl, id, action),
+        }
+    }
 }
 
 /// The API object: id/uuid/tenant plus the document.
@@ -251,7 +268,7 @@ pub fn insert_row<R: Resource>(tx: &Connection, tenant: Uuid, uuid: Uuid, resour
 
 impl ConfdService {
     pub fn publish<R: Resource>(&self, event: EventDef, tenant: Uuid, obj: &Map<String, Value>) {
-        let spec = EventSpec::new(event.name, event.routing_key, R::event_data(obj));
+        let spec = R::event(event, obj);
         self.bus.publish(if R::GLOBAL { spec } else { spec.tenant(tenant) });
     }
 
@@ -408,7 +425,7 @@ pub fn routes<R: Resource>(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .then(move |caller: Caller, q: String| {
             let svc = s.clone();
             respond(async move {
-                let scope = caller.require(&format!("confd.{}.read", def.acl))?;
+                let scope = caller.require(&R::acl("read", None))?;
                 let params = ListParams::parse(&q, def.orderable, def.filterable)?;
                 Ok(warp::reply::json(&svc.list::<R>(&scope, params).await?).into_response())
             })
@@ -422,7 +439,7 @@ pub fn routes<R: Resource>(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .then(move |caller: Caller, b: Bytes| {
             let svc = s.clone();
             respond(async move {
-                let scope = caller.require(&format!("confd.{}.create", def.acl))?;
+                let scope = caller.require(&R::acl("create", None))?;
                 let resource: R = parse_body(&b, None)?;
                 let obj = svc.create::<R>(&scope, resource).await?;
                 Ok(created(&def, obj))
@@ -437,7 +454,7 @@ pub fn routes<R: Resource>(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .then(move |id: String, caller: Caller| {
             let svc = s.clone();
             respond(async move {
-                let scope = caller.require(&item_acl(def.acl, &id, "read"))?;
+                let scope = caller.require(&R::acl("read", Some(&id)))?;
                 Ok(warp::reply::json(&svc.get::<R>(&scope, &id).await?).into_response())
             })
         });
@@ -451,7 +468,7 @@ pub fn routes<R: Resource>(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .then(move |id: String, caller: Caller, b: Bytes| {
             let svc = s.clone();
             respond(async move {
-                let scope = caller.require(&item_acl(def.acl, &id, "update"))?;
+                let scope = caller.require(&R::acl("update", Some(&id)))?;
                 svc.update::<R>(&scope, &id, b).await?;
                 Ok(StatusCode::NO_CONTENT.into_response())
             })
@@ -464,7 +481,7 @@ pub fn routes<R: Resource>(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
         .then(move |id: String, caller: Caller| {
             let svc = s.clone();
             respond(async move {
-                let scope = caller.require(&item_acl(def.acl, &id, "delete"))?;
+                let scope = caller.require(&R::acl("delete", Some(&id)))?;
                 svc.delete::<R>(&scope, &id).await?;
                 Ok(StatusCode::NO_CONTENT.into_response())
             })

@@ -1233,9 +1233,16 @@ fn rest(
             if model.bridge(id).is_none() {
                 return error(404, "Bridge not found");
             }
+            let channels: Vec<&str> = query
+                .get("channel")
+                .map(|c| c.split(',').filter(|c| !c.is_empty()).collect())
+                .unwrap_or_default();
             match *op {
-                "addChannel" | "removeChannel" if query.get("channel").is_none_or(|c| c.is_empty()) => {
-                    error(400, "Missing parameter channel")
+                "addChannel" | "removeChannel" if channels.is_empty() => error(400, "Missing parameter channel"),
+                // The spec's checks on the channels added: 400 unknown, 422 outside Stasis.
+                "addChannel" if channels.iter().any(|c| model.channel(c).is_none()) => error(400, "Channel not found"),
+                "addChannel" if channels.iter().any(|c| !model.in_stasis.iter().any(|s| s == c)) => {
+                    error(422, "Channel not in Stasis application")
                 }
                 "play" => play(&format!("bridge:{id}"), None, query),
                 _ => reply(204, None),

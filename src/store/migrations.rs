@@ -25,6 +25,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../confd/sql/007_conferences.sql")),
         M::up(include_str!("../confd/sql/008_applications.sql")),
         M::up(include_str!("../confd/sql/009_parking.sql")),
+        M::up(include_str!("../confd/sql/010_switchboards.sql")),
     ])
 }
 

@@ -80,7 +80,7 @@ async fn count_sql(s: &TestServer, sql: &'static str, arg: &str) -> i64 {
 }
 
 /// A user of `tenant` holding `acl` through a fresh policy; returns a token.
-async fn user_with_acl(s: &TestServer, tenant: &str, username: &str, acl: Value) -> String {
+pub(crate) async fn user_with_acl(s: &TestServer, tenant: &str, username: &str, acl: Value) -> String {
     let policy = create(
         s,
         Some(tenant),

@@ -21,11 +21,11 @@ const C: &str = "/api/confd/1.1";
 const CALL: &str = "1795870763.8";
 
 /// A request the fake received: method, path, decoded query.
-type Req = (String, String, BTreeMap<String, String>);
+pub(crate) type Req = (String, String, BTreeMap<String, String>);
 
 /// The control requests the fake received (reads, such as the links' health
 /// checks and resyncs, left out).
-fn requests(ari: &FakeAri) -> Vec<Req> {
+pub(crate) fn requests(ari: &FakeAri) -> Vec<Req> {
     ari.requests()
         .into_iter()
         .filter(|r| !r.websocket && r.method != "GET")
@@ -40,7 +40,7 @@ fn requests(ari: &FakeAri) -> Vec<Req> {
         .collect()
 }
 
-fn req(method: &str, path: &str, query: &[(&str, &str)]) -> Req {
+pub(crate) fn req(method: &str, path: &str, query: &[(&str, &str)]) -> Req {
     (
         method.to_string(),
         path.to_string(),
@@ -49,7 +49,7 @@ fn req(method: &str, path: &str, query: &[(&str, &str)]) -> Req {
 }
 
 /// Waits until the fake received `wanted` (after the `from`th request).
-async fn wait_request(ari: &FakeAri, from: usize, wanted: Req) {
+pub(crate) async fn wait_request(ari: &FakeAri, from: usize, wanted: Req) {
     wait_for(&format!("ARI request {wanted:?}"), || {
         requests(ari).iter().skip(from).any(|r| *r == wanted)
     })
@@ -154,7 +154,7 @@ fn playback_event(kind: &str, uuid: &str, id: &str, state: &str) -> String {
     .to_string()
 }
 
-async fn wait_event(bus: &mut Receiver<std::sync::Arc<Event>>, name: &str) -> std::sync::Arc<Event> {
+pub(crate) async fn wait_event(bus: &mut Receiver<std::sync::Arc<Event>>, name: &str) -> std::sync::Arc<Event> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let ev = tokio::time::timeout_at(deadline, bus.recv())

@@ -142,7 +142,7 @@ pub(crate) async fn linked(
 }
 
 /// Accentd on scenario 21 with both links up and the two phones provisioned; nothing replayed.
-async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
+pub(crate) async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
     let (ami, ari, s) = linked("21", |_| {}).await;
     first_resync(&s).await;
     default_context(&s).await;

@@ -97,10 +97,10 @@ pub fn create_user_incall(
     Ok((incall, ext))
 }
 
-/// A user or voicemail is deleted: the incalls reaching it end nowhere
-/// (`none`), like upstream's dial actions.
-pub fn destination_deleted(tx: &Connection, kind: &str, id: i64) -> Result<(), ApiError> {
-    let key = format!("{kind}_id");
+/// A user, voicemail or switchboard is deleted: the incalls reaching it end
+/// nowhere (`none`), like upstream's dial actions. `key` names the target in
+/// the destination (`user_id`, `switchboard_uuid`).
+pub fn destination_deleted(tx: &Connection, kind: &str, key: &str, id: &dyn rusqlite::ToSql) -> Result<(), ApiError> {
     tx.execute(
         &format!(
             "UPDATE {TABLE} SET doc = json_set(doc, '$.destination', json('{{\"type\": \"none\"}}')) \
@@ -108,6 +108,37 @@ pub fn destination_deleted(tx: &Connection, kind: &str, id: i64) -> Result<(), A
         ),
         params![kind, id],
     )?;
+    Ok(())
+}
+
+/// Checks a destination (of an incall, of a fallback) in the write
+/// transaction: the user, voicemail or switchboard it names exists in `tenant`.
+pub fn check_destination(tx: &Connection, tenant: Uuid, field: &str, d: &Destination) -> Result<(), ApiError> {
+    d.validate(field)?;
+    let (kind, table, key, shown) = match d {
+        Destination::User { user_id, .. } => ("user", super::users::TABLE, Key::Id(*user_id), user_id.to_string()),
+        Destination::Voicemail { voicemail_id, .. } => (
+            "voicemail",
+            super::voicemails::TABLE,
+            Key::Id(*voicemail_id),
+            voicemail_id.to_string(),
+        ),
+        Destination::Switchboard { switchboard_uuid } => (
+            "switchboard",
+            super::switchboards::TABLE,
+            Key::Uuid(*switchboard_uuid),
+            format!("'{switchboard_uuid}'"),
+        ),
+        _ => return Ok(()),
+    };
+    let id_key = if kind == "switchboard" { "uuid" } else { "id" };
+    let found = docstore::get(tx, table, key)?.is_some_and(|r| r.tenant_uuid == tenant);
+    if !found {
+        return Err(ApiError::invalid_field(
+            &format!("{field}.{kind}_{id_key}"),
+            format!("{kind} was not found ('{id_key}': {shown})"),
+        ));
+    }
     Ok(())
 }
 
@@ -120,16 +151,25 @@ fn destination_object(c: &Connection, destination: &Value) -> rusqlite::Result<V
     let (table, key) = match obj.get("type").and_then(Value::as_str) {
         Some("user") => (super::users::TABLE, "user_id"),
         Some("voicemail") => (super::voicemails::TABLE, "voicemail_id"),
+        Some("switchboard") => (super::switchboards::TABLE, "switchboard_uuid"),
         _ => return Ok(out),
     };
-    let id = obj.get(key).and_then(Value::as_i64).unwrap_or_default();
-    let row = docstore::get(c, table, Key::Id(id))?;
+    let target = match obj.get(key) {
+        Some(Value::String(u)) => Uuid::parse_str(u).ok().map(Key::Uuid),
+        v => v.and_then(Value::as_i64).map(Key::Id),
+    };
+    let row = match target {
+        Some(k) => docstore::get(c, table, k)?,
+        None => None,
+    };
     let field = |k: &str| row.as_ref().and_then(|r| r.doc.get(k).cloned()).unwrap_or(Value::Null);
     if key == "user_id" {
         obj.insert("user_firstname".into(), field("firstname"));
         obj.insert("user_lastname".into(), field("lastname"));
-    } else {
+    } else if key == "voicemail_id" {
         obj.insert("voicemail_name".into(), field("name"));
+    } else {
+        obj.insert("switchboard_name".into(), field("name"));
     }
     Ok(out)
 }
@@ -171,21 +211,7 @@ impl Resource for Incall {
 
     fn check(&self, ctx: &Check<'_>) -> Result<(), ApiError> {
         self.validate()?;
-        let target = match &self.destination {
-            Destination::User { user_id, .. } => Some(("user", super::users::TABLE, *user_id)),
-            Destination::Voicemail { voicemail_id, .. } => Some(("voicemail", super::voicemails::TABLE, *voicemail_id)),
-            _ => None,
-        };
-        if let Some((kind, table, id)) = target {
-            let found = docstore::get(ctx.tx, table, Key::Id(id))?.is_some_and(|r| r.tenant_uuid == ctx.tenant_uuid);
-            if !found {
-                return Err(ApiError::invalid_field(
-                    &format!("destination.{kind}_id"),
-                    format!("{kind} was not found ('id': {id})"),
-                ));
-            }
-        }
-        Ok(())
+        check_destination(ctx.tx, ctx.tenant_uuid, "destination", &self.destination)
     }
 
     fn relations(c: &Connection, row: &Row, obj: &mut Map<String, Value>) -> rusqlite::Result<()> {

@@ -62,6 +62,10 @@ pub enum Destination {
         exten: String,
         context: String,
     },
+    /// The switchboard's queue: calld takes the call in accentd's Stasis application.
+    Switchboard {
+        switchboard_uuid: Uuid,
+    },
 }
 
 impl Destination {
@@ -96,7 +100,7 @@ impl Destination {
                 }
                 check_text(&sub("context"), context, 1, 79, "")?;
             }
-            Destination::Voicemail { .. } | Destination::None => {}
+            Destination::Voicemail { .. } | Destination::None | Destination::Switchboard { .. } => {}
         }
         Ok(())
     }
@@ -152,6 +156,7 @@ mod tests {
             json!({"type": "none"}),
             json!({"type": "custom", "command": "Playback(hello)"}),
             json!({"type": "extension", "exten": "1000", "context": "default"}),
+            json!({"type": "switchboard", "switchboard_uuid": "3a0b4c6e-0d2f-4b0e-9a57-8c1f1c3a0b4c"}),
         ] {
             let i = incall(json!({ "destination": ok })).expect("parses");
             i.validate().expect("valid");
@@ -163,6 +168,8 @@ mod tests {
             json!({"type": "bogus"}),
             json!({"type": "voicemail", "voicemail_id": 1, "greeting": "never"}),
             json!({"type": "hangup", "cause": "later"}),
+            json!({"type": "switchboard"}),
+            json!({"type": "switchboard", "switchboard_uuid": "nope"}),
         ] {
             assert!(incall(json!({ "destination": bad })).is_err(), "{bad}");
         }

@@ -146,8 +146,19 @@ pub fn check(files: &BTreeMap<String, String>) -> Result<(), RenderError> {
 
 /// Loads the model and renders every file.
 pub async fn render_store(store: &Store, templates: &Templates) -> Result<BTreeMap<String, String>, RenderError> {
+    render_store_for(store, templates, "accentd").await
+}
+
+/// [`render_store`] for accentd's Stasis application `stasis_app` (config `ari.app`),
+/// which the dialplan of switchboard incalls names.
+pub async fn render_store_for(
+    store: &Store,
+    templates: &Templates,
+    stasis_app: &str,
+) -> Result<BTreeMap<String, String>, RenderError> {
+    let app = stasis_app.to_string();
     let model = store
-        .read(|c| model::Model::load(c).map_err(|e| RenderError::Store(e.to_string())))
+        .read(move |c| model::Model::load_for(c, &app).map_err(|e| RenderError::Store(e.to_string())))
         .await?;
     templates.render(&model)
 }

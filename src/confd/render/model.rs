@@ -35,6 +35,9 @@ pub struct Model {
     pub parking_lots: Vec<super::parking::ParkingLotSection>,
     /// Every conference's ConfBridge profiles.
     pub conferences: Vec<super::conferences::ConferenceProfiles>,
+    /// accentd's own Stasis application, where switchboard calls go.
+    #[serde(skip)]
+    pub stasis_app: String,
 }
 
 impl Default for Model {
@@ -53,6 +56,7 @@ impl Default for Model {
             voicemail_contexts: Vec::new(),
             parking_lots: Vec::new(),
             conferences: Vec::new(),
+            stasis_app: "accentd".into(),
         }
     }
 }
@@ -208,7 +212,16 @@ pub struct LineInfo {
 
 impl Model {
     pub fn load(c: &Connection) -> Result<Model, ModelError> {
-        let mut model = Model::default();
+        Model::load_for(c, "accentd")
+    }
+
+    /// [`Model::load`] for accentd's Stasis application `stasis_app`, which
+    /// the dialplan of switchboard incalls names.
+    pub fn load_for(c: &Connection, stasis_app: &str) -> Result<Model, ModelError> {
+        let mut model = Model {
+            stasis_app: stasis_app.to_string(),
+            ..Model::default()
+        };
         model.load_contexts(c)?;
         model.load_sections(c)?;
         let transports: Vec<(Uuid, Transport)> = rows(c, "transport", sip_transports::TABLE, "name")?

@@ -21,7 +21,7 @@ use crate::confd::incalls::model::{CallerIdMode, Destination, Greeting, HangupCa
 use crate::confd::incalls::{self, Incall};
 use crate::confd::outcalls::{self, Outcall};
 use crate::confd::trunks::{self, Trunk};
-use crate::confd::{endpoints_custom, extensions, users, voicemails};
+use crate::confd::{endpoints_custom, extensions, switchboards, users, voicemails};
 
 /// Ring time of a user without `ring_seconds`, as upstream.
 const DEFAULT_RING_SECONDS: i64 = 30;
@@ -234,6 +234,14 @@ impl Model {
             .filter(|(_, _, _, vm)| vm.enabled)
             .map(|(id, _, _, vm)| (id, format!("{}@{}", vm.number, vm.context)))
             .collect();
+        let stasis_app = self.stasis_app.clone();
+        let targets = Targets {
+            users,
+            lines: &by_id,
+            vms: &vms,
+            switchboards: &load_switchboard_fallbacks(c)?,
+            stasis_app: &stasis_app,
+        };
         let mut dids: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
         let raw = pairs(c, &format!(
             "SELECT ie.incall_id, x.doc FROM confd_incall_extension ie JOIN {} x ON x.id = ie.extension_id ORDER BY x.id",
@@ -272,7 +280,7 @@ impl Model {
             }
             for (exten, context) in dids {
                 let mut acts = actions.clone();
-                acts.extend(destination_actions(&incall.destination, users, &by_id, &vms));
+                acts.extend(destination_actions(&incall.destination, &targets, true));
                 acts.push("Hangup()".into());
                 self.push_extension(
                     &index,
@@ -425,13 +433,30 @@ impl Model {
     }
 }
 
-/// The actions of an incall destination.
-fn destination_actions(
-    d: &Destination,
-    users: &Users,
-    lines: &BTreeMap<i64, &LineInfo>,
-    vms: &BTreeMap<i64, String>,
-) -> Vec<String> {
+/// What incall destinations can reach.
+struct Targets<'a> {
+    users: &'a Users,
+    lines: &'a BTreeMap<i64, &'a LineInfo>,
+    vms: &'a BTreeMap<i64, String>,
+    /// Each switchboard's no-answer fallback.
+    switchboards: &'a BTreeMap<Uuid, Option<Destination>>,
+    stasis_app: &'a str,
+}
+
+/// Every switchboard and its no-answer fallback.
+fn load_switchboard_fallbacks(c: &Connection) -> Result<BTreeMap<Uuid, Option<Destination>>, ModelError> {
+    let mut out = BTreeMap::new();
+    for (id, uuid, _, _) in rows::<switchboards::Switchboard>(c, "switchboard", switchboards::TABLE, "id")? {
+        out.insert(uuid, switchboards::noanswer_destination(c, id)?);
+    }
+    Ok(out)
+}
+
+/// The actions of an incall destination. A switchboard's fallback is rendered
+/// after its Stasis step (`fallback`), one level deep: calld sends the call
+/// back to the dialplan when it waited too long.
+fn destination_actions(d: &Destination, t: &Targets<'_>, fallback: bool) -> Vec<String> {
+    let (users, lines, vms) = (t.users, t.lines, t.vms);
     match d {
         Destination::User { user_id, ring_time, .. } => {
             let Some(u) = users.by_id.get(user_id) else {
@@ -473,6 +498,19 @@ fn destination_actions(
         // administrator's own application line.
         Destination::Custom { command } => vec![command.replace(['\n', '\r'], " ")],
         Destination::Extension { exten, context } => vec![format!("Goto({},{},1)", arg(context), arg(exten))],
+        Destination::Switchboard { switchboard_uuid } => {
+            let Some(noanswer) = t.switchboards.get(switchboard_uuid) else {
+                return vec![];
+            };
+            let mut out = vec![format!(
+                "Stasis({},switchboard_queue,{switchboard_uuid})",
+                arg(t.stasis_app)
+            )];
+            if let (true, Some(next)) = (fallback, noanswer) {
+                out.extend(destination_actions(next, t, false));
+            }
+            out
+        }
     }
 }
 

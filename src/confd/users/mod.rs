@@ -253,7 +253,7 @@ impl ConfdService {
                     }
                 }
                 tx.execute("DELETE FROM confd_user_voicemail WHERE user_id = ?1", [uid])?;
-                super::incalls::destination_deleted(tx, "user", uid)?;
+                super::incalls::destination_deleted(tx, "user", "user_id", &uid)?;
                 let gone_lines = lines::remove_all(tx, &user)?;
                 // Upstream's recursive delete takes the lines (and their
                 // extensions) no other user keeps.

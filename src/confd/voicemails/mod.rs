@@ -88,7 +88,7 @@ impl Resource for Voicemail {
                 format!("Voicemail is still associated ('User': {n})"),
             ));
         }
-        super::incalls::destination_deleted(tx, "voicemail", row.id)
+        super::incalls::destination_deleted(tx, "voicemail", "voicemail_id", &row.id)
     }
 
     fn event_data(obj: &Map<String, Value>) -> Value {
