@@ -7,11 +7,14 @@ pub mod actions;
 pub mod applications;
 pub mod calls;
 pub mod conferences;
+pub mod connect;
 pub mod endpoints;
 pub mod events;
+pub mod moves;
 pub mod originate;
 pub mod owners;
 pub mod parking;
+pub mod relocates;
 mod routes;
 pub mod stasis;
 pub mod transfers;
@@ -60,6 +63,10 @@ pub struct CalldService {
     marks: DashMap<String, Marks>,
     /// Attended transfers in progress, by id.
     transfers: DashMap<String, transfers::Transfer>,
+    /// Calls being connected to a user, by the user's new channel.
+    connections: DashMap<String, connect::Connection>,
+    /// Relocates in progress, by uuid.
+    relocates: DashMap<String, relocates::Relocate>,
     /// Parked calls as res_parking's events told them.
     parking: parking::Parked,
     pokes: mpsc::UnboundedSender<String>,
@@ -93,6 +100,8 @@ impl CalldService {
             owners: OwnersCache::default(),
             marks: DashMap::new(),
             transfers: DashMap::new(),
+            connections: DashMap::new(),
+            relocates: DashMap::new(),
             parking: parking::Parked::default(),
             pokes,
             pokes_rx: Mutex::new(Some(rx)),

@@ -70,19 +70,19 @@ pub struct UserOriginateRequest {
 
 /// One line of the user: what rings it and its context.
 #[derive(Debug, Clone)]
-struct UserLine {
-    id: i64,
-    context: String,
+pub(super) struct UserLine {
+    pub(super) id: i64,
+    pub(super) context: String,
     /// `PJSIP/<name>` or a custom interface; `None` for what cannot be dialed (SCCP).
-    interface: Option<String>,
+    pub(super) interface: Option<String>,
 }
 
-struct Caller {
-    lines: Vec<UserLine>,
-    mobile: Option<String>,
+pub(super) struct Caller {
+    pub(super) lines: Vec<UserLine>,
+    pub(super) mobile: Option<String>,
 }
 
-fn invalid(error_id: &'static str, message: &str, details: Value) -> ApiError {
+pub(super) fn invalid(error_id: &'static str, message: &str, details: Value) -> ApiError {
     ApiError::Custom {
         status: warp::http::StatusCode::BAD_REQUEST,
         error_id,
@@ -148,15 +148,15 @@ pub(super) fn check_variables(vars: &Map<String, Value>) -> Result<Map<String, V
 }
 
 /// Where the originate rings first, and what the call is then.
-struct Plan {
-    endpoint: String,
-    line_id: Option<i64>,
-    variables: Map<String, Value>,
+pub(super) struct Plan {
+    pub(super) endpoint: String,
+    pub(super) line_id: Option<i64>,
+    pub(super) variables: Map<String, Value>,
 }
 
 impl CalldService {
     /// The user's lines (main first) and mobile number, if the user is in one of `tenants`.
-    async fn caller(&self, user: Uuid, tenants: Vec<Uuid>) -> Result<Option<Caller>, ApiError> {
+    pub(super) async fn caller(&self, user: Uuid, tenants: Vec<Uuid>) -> Result<Option<Caller>, ApiError> {
         self.store
             .read(move |c| {
                 let row: Option<(i64, String, Option<String>)> = c
@@ -203,7 +203,7 @@ impl CalldService {
     }
 
     /// Which endpoint rings first for `user`, as the request's source options say.
-    fn plan(
+    pub(super) fn plan(
         user: Uuid,
         caller: &Caller,
         line_id: Option<i64>,

@@ -215,9 +215,114 @@ fn transfer_routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// `PUT /calls/{id}/user/{user_uuid}`: connect a call to a user.
+fn connect_route(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
+    let authed = authenticated(svc.auth.clone());
+    warp::path!("calls" / String / "user" / String)
+        .and(warp::put())
+        .and(authed)
+        .and(limited_bytes(svc.body_limit))
+        .then(move |id: String, user: String, caller: Caller, body: bytes::Bytes| {
+            let svc = svc.clone();
+            respond(async move {
+                let scope = caller.require(&format!(
+                    "calld.calls.{}.user.{}.update",
+                    escape_param(&id),
+                    escape_param(&user)
+                ))?;
+                // The body is optional: none means the default ring time.
+                let req = if body.iter().all(u8::is_ascii_whitespace) {
+                    super::connect::ConnectRequest::default()
+                } else {
+                    parse_json_object(&body)?
+                };
+                let call = svc.connect_user(&scope, &id, &user, req).await?;
+                Ok(warp::reply::json(&call).into_response())
+            })
+        })
+        .boxed()
+}
+
+/// `/users/me/relocates`.
+fn relocate_routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
+    let authed = authenticated(svc.auth.clone());
+
+    let s = svc.clone();
+    let create = warp::path!("users" / "me" / "relocates")
+        .and(warp::post())
+        .and(authed.clone())
+        .and(limited_bytes(svc.body_limit))
+        .then(move |caller: Caller, body: bytes::Bytes| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require("calld.users.me.relocates.create")?;
+                let r = svc
+                    .create_relocate(&scope, caller.user_uuid(), parse_json_object(&body)?)
+                    .await?;
+                Ok(created(&r))
+            })
+        });
+
+    let s = svc.clone();
+    let list = warp::path!("users" / "me" / "relocates")
+        .and(warp::get())
+        .and(authed.clone())
+        .then(move |caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                caller.require("calld.users.me.relocates.read")?;
+                Ok(warp::reply::json(&svc.my_relocates(caller.user_uuid())).into_response())
+            })
+        });
+
+    let s = svc.clone();
+    let one = warp::path!("users" / "me" / "relocates" / String)
+        .and(warp::get())
+        .and(authed.clone())
+        .then(move |id: String, caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                // upstream documents this route's ACL spelled this way; the spelling of the
+                // other relocate routes (which the default user policy grants) opens it too.
+                let id_acl = escape_param(&id);
+                if caller
+                    .require(&format!("calld.relocates.users.me.{id_acl}.read"))
+                    .is_err()
+                {
+                    caller.require(&format!("calld.users.me.relocates.{id_acl}.read"))?;
+                }
+                Ok(warp::reply::json(&svc.get_relocate(caller.user_uuid(), &id)?).into_response())
+            })
+        });
+
+    let s = svc;
+    let act = warp::path!("users" / "me" / "relocates" / String / String)
+        .and(warp::put())
+        .and(authed)
+        .then(move |id: String, verb: String, caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                if verb != "complete" && verb != "cancel" {
+                    return Err(ApiError::route_not_found());
+                }
+                caller.require(&format!("calld.users.me.relocates.{}.{verb}.update", escape_param(&id)))?;
+                let user = caller.user_uuid();
+                if verb == "complete" {
+                    no_content(svc.complete_relocate(user, &id).await)
+                } else {
+                    no_content(svc.cancel_relocate(user, &id).await)
+                }
+            })
+        });
+
+    create.or(list).unify().or(one).unify().or(act).unify().boxed()
+}
+
 /// The calls routes, admin and `me`.
 pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
     let transfers = transfer_routes(svc.clone());
+    let connect = connect_route(svc.clone());
+    let relocates = relocate_routes(svc.clone());
     let voicemails = super::voicemail::routes::routes(svc.clone());
     let svc_conferences = svc.clone();
     let applications = super::applications::routes::routes(svc.clone());
@@ -406,6 +511,10 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
                 .or(applications)
                 .unify()
                 .or(parking)
+                .unify()
+                .or(connect)
+                .unify()
+                .or(relocates)
                 .unify(),
         )
         .boxed()

@@ -63,7 +63,7 @@ pub(crate) async fn as_tenant(s: &TestServer, tenant: &str, method: Method, path
 }
 
 /// The recording's ARI side, released step by step by the test.
-async fn manual_ari(scenario: &Scenario) -> FakeAri {
+pub(crate) async fn manual_ari(scenario: &Scenario) -> FakeAri {
     FakeAri::start(
         scenario,
         FakeAriOptions {
@@ -145,7 +145,7 @@ async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
 /// starts after them, as a real call would start after accentd started (and what the lists
 /// said is published before the test provisions or listens). Each link coming up asks for
 /// one, 100 ms apart at least: done when none came for 600 ms.
-async fn first_resync(s: &TestServer) {
+pub(crate) async fn first_resync(s: &TestServer) {
     let live = s.app().live.clone();
     wait_for("first resync", || live.resyncs() > 0).await;
     loop {
@@ -157,7 +157,7 @@ async fn first_resync(s: &TestServer) {
     }
 }
 
-async fn replay_until_bridged(ami: &FakeAmi, ari: &FakeAri, s: &TestServer) {
+pub(crate) async fn replay_until_bridged(ami: &FakeAmi, ari: &FakeAri, s: &TestServer) {
     let ami_upto = past_nth(ami.recording().timeline(), 2, |m| m.get("Event") == Some("BridgeEnter"));
     ami.replay_next(ami_upto);
     let events = ari.events();
@@ -330,7 +330,7 @@ pub(crate) fn drain(
 }
 
 /// Waits for `n` events whose name starts with `prefix`.
-async fn collect(
+pub(crate) async fn collect(
     rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<accentd::bus::Event>>,
     prefix: &str,
     n: usize,

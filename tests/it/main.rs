@@ -22,6 +22,7 @@ mod calld_applications;
 mod calld_calls;
 mod calld_conferences;
 mod calld_parking;
+mod calld_relocates;
 mod calld_stasis;
 mod calld_voicemails;
 mod calllog_api;
