@@ -13,11 +13,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::moves::{caller_id_text, live_channel, PAIR_BRIDGE_PREFIX};
-use super::originate::invalid;
+use super::originate::{invalid, originate_error};
 use super::CalldService;
 use crate::api::error::ApiError;
 use crate::ari::client::OriginateParams;
-use crate::ari::error::AriError;
 use crate::ari::events::{AriEvent, StasisStart};
 use crate::auth::caller::Scope;
 
@@ -114,14 +113,10 @@ impl CalldService {
             variables: Some(plan.variables),
             ..OriginateParams::default()
         };
-        let ch = ari.originate(&params).await.map_err(|e| match e {
-            AriError::BadRequest { message } => invalid(
-                "call-creation-failed",
-                "Asterisk refused the call",
-                json!({ "reason": message, "endpoint": plan.endpoint }),
-            ),
-            e => super::actions::ari_error(&call.id, e),
-        })?;
+        let ch = ari
+            .originate(&params)
+            .await
+            .map_err(|e| originate_error("call-creation-failed", &plan.endpoint, e))?;
         self.connections.insert(
             ch.id.clone(),
             Connection {

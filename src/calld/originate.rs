@@ -91,6 +91,18 @@ pub(super) fn invalid(error_id: &'static str, message: &str, details: Value) -> 
     }
 }
 
+/// An originate Asterisk refused (400 `error_id`, its reason kept), or could not take (503).
+pub(super) fn originate_error(error_id: &'static str, endpoint: &str, e: AriError) -> ApiError {
+    match e {
+        AriError::BadRequest { message } => invalid(
+            error_id,
+            "Asterisk refused the call",
+            json!({ "reason": message, "endpoint": endpoint }),
+        ),
+        e => super::actions::ari_error(endpoint, e),
+    }
+}
+
 /// Dialplan text that cannot leave its argument (an extension, a context).
 pub(super) fn check_dialplan_word(field: &str, value: &str) -> Result<(), ApiError> {
     let ok = !value.is_empty()
@@ -300,14 +312,10 @@ impl CalldService {
             variables: Some(variables),
             ..OriginateParams::default()
         };
-        let ch = ari.originate(&params).await.map_err(|e| match e {
-            AriError::BadRequest { message } => invalid(
-                "call-creation-failed",
-                "Asterisk refused the call",
-                json!({ "reason": message, "endpoint": plan.endpoint }),
-            ),
-            e => super::actions::ari_error(&plan.endpoint, e),
-        })?;
+        let ch = ari
+            .originate(&params)
+            .await
+            .map_err(|e| originate_error("call-creation-failed", &plan.endpoint, e))?;
         tracing::info!(call_id = %ch.id, user = %user, endpoint = %plan.endpoint, "call originated");
         Ok(json!({
             "call_id": ch.id,

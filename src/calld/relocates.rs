@@ -21,7 +21,7 @@ use warp::http::StatusCode;
 
 use super::actions::{ari_error, custom};
 use super::moves::{caller_id_text, PAIR_BRIDGE_PREFIX};
-use super::originate::invalid;
+use super::originate::{invalid, originate_error};
 use super::CalldService;
 use crate::api::error::ApiError;
 use crate::ari::client::OriginateParams;
@@ -301,14 +301,7 @@ impl CalldService {
             Ok(ch) => ch,
             Err(e) => {
                 self.relocates.remove(&r.uuid);
-                return Err(match e {
-                    AriError::BadRequest { message } => invalid(
-                        "relocate-creation-error",
-                        "Asterisk refused to call the destination",
-                        json!({ "reason": message, "endpoint": endpoint }),
-                    ),
-                    e => ari_error(&initiator.id, e),
-                });
+                return Err(originate_error("relocate-creation-error", &endpoint, e));
             }
         };
         r.recipient_call = Some(recipient.id.clone());

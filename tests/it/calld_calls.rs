@@ -63,7 +63,7 @@ pub(crate) async fn as_tenant(s: &TestServer, tenant: &str, method: Method, path
 }
 
 /// The recording's ARI side, released step by step by the test.
-pub(crate) async fn manual_ari(scenario: &Scenario) -> FakeAri {
+async fn manual_ari(scenario: &Scenario) -> FakeAri {
     FakeAri::start(
         scenario,
         FakeAriOptions {
@@ -112,6 +112,15 @@ pub(crate) async fn bridged_call() -> (FakeAmi, FakeAri, TestServer, Value, Valu
 
 /// Accentd on scenario 21 with both links up and the two phones provisioned; nothing replayed.
 async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
+    let (ami, ari, s) = linked().await;
+    let alice = user(&s, "Alice", "alice", "2001").await;
+    let bob = user(&s, "Bob", "bob", "2002").await;
+    (ami, ari, s, alice, bob)
+}
+
+/// Accentd on scenario 21 with both links up, resynced, and the default context; nothing
+/// provisioned or replayed.
+pub(crate) async fn linked() -> (FakeAmi, FakeAri, TestServer) {
     let scenario = Scenario::load("21").expect("scenario");
     let ami = manual_ami(&scenario).await;
     let ari = manual_ari(&scenario).await;
@@ -136,16 +145,14 @@ async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
     }
     first_resync(&s).await;
     default_context(&s).await;
-    let alice = user(&s, "Alice", "alice", "2001").await;
-    let bob = user(&s, "Bob", "bob", "2002").await;
-    (ami, ari, s, alice, bob)
+    (ami, ari, s)
 }
 
 /// Waits for the resyncs after the links came up, which read Asterisk's lists: a replay
 /// starts after them, as a real call would start after accentd started (and what the lists
 /// said is published before the test provisions or listens). Each link coming up asks for
 /// one, 100 ms apart at least: done when none came for 600 ms.
-pub(crate) async fn first_resync(s: &TestServer) {
+async fn first_resync(s: &TestServer) {
     let live = s.app().live.clone();
     wait_for("first resync", || live.resyncs() > 0).await;
     loop {

@@ -8,13 +8,12 @@
 use std::collections::BTreeMap;
 
 use crate::calld_calls::{
-    ami_success, collect, default_context, drain, first_resync, manual_ami, manual_ari, other_tenant, pairs,
-    replay_until_bridged, sent, user, ALICE_CALL, BOB_CALL, C, CALLD,
+    ami_success, collect, drain, linked, other_tenant, pairs, replay_until_bridged, sent, user, ALICE_CALL, BOB_CALL,
+    C, CALLD,
 };
 use crate::common::{wait_for, TestServer};
 use accentd::fake_asterisk::ami::FakeAmi;
 use accentd::fake_asterisk::ari::FakeAri;
-use accentd::fake_asterisk::Scenario;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -72,30 +71,7 @@ struct Setup {
 /// Scenario 21 bridged, Alice with two lines (2001, 2004) and a mobile number, Bob (2002),
 /// Carol (2003), Redirects answered with success.
 async fn setup() -> Setup {
-    let scenario = Scenario::load("21").expect("scenario");
-    let ami = manual_ami(&scenario).await;
-    let ari = manual_ari(&scenario).await;
-    let (ami_addr, ari_url) = (ami.addr().to_string(), ari.url());
-    let s = TestServer::start_with(|c| {
-        c.ami.addr = ami_addr;
-        c.ami.user = "accent".into();
-        c.ami.password = "accent".into();
-        c.ari.url = ari_url;
-        c.ari.user = "accent".into();
-        c.ari.password = "accent".into();
-        c.ari.app = "accent".into();
-    })
-    .await;
-    {
-        let app = s.app();
-        wait_for("links up", || {
-            app.ami.as_ref().is_some_and(|c| c.is_connected())
-                && app.ari.as_ref().is_some_and(|h| h.events.is_connected())
-        })
-        .await;
-    }
-    first_resync(&s).await;
-    default_context(&s).await;
+    let (ami, ari, s) = linked().await;
     let line = |name: &str| {
         json!({"context": "default",
                "endpoint_sip": {"name": name, "auth_section_options": [["username", name], ["password", "x-secret-1"]]},
@@ -122,6 +98,11 @@ async fn setup() -> Setup {
         alice,
         carol,
     }
+}
+
+/// The query of an originate into the application, as the fake decodes it.
+fn originate_query(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
 /// A channel event the test plays for Asterisk (a bridge member leaving), in scenario 27's shape.
@@ -166,17 +147,14 @@ async fn a_call_connected_to_a_user_rings_them_and_is_bridged_when_they_answer()
     assert_eq!(call["status"], "Down");
     let (_, path, query, body) = requests(&ari).into_iter().nth(from).expect("originate");
     assert_eq!(path, "/ari/channels");
-    let expected: BTreeMap<String, String> = [
+    let expected = originate_query(&[
         ("endpoint", "PJSIP/2003".to_string()),
         ("app", "accent".into()),
         ("appArgs", format!("connect,{BOB_CALL}")),
         ("callerId", format!("\"{}\" <{}>", bob.caller.name, bob.caller.number)),
         ("timeout", "20".into()),
         ("originator", BOB_CALL.into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ]);
     assert_eq!(query, expected);
     let body: Value = serde_json::from_str(&body).expect("JSON body");
     assert_eq!(body["variables"]["ACCENT_USERUUID"], carol_uuid.as_str());
@@ -379,17 +357,14 @@ async fn a_relocate_to_another_line_completes_when_it_answers() {
     let recipient = r["recipient_call"].as_str().expect("recipient").to_string();
     let (_, path, query, _) = requests(&ari).into_iter().nth(from).expect("originate");
     assert_eq!(path, "/ari/channels");
-    let expected: BTreeMap<String, String> = [
+    let expected = originate_query(&[
         ("endpoint", "PJSIP/2004".to_string()),
         ("app", "accent".into()),
         ("appArgs", format!("relocate,{uuid}")),
         ("callerId", format!("\"{}\" <{}>", bob.caller.name, bob.caller.number)),
         ("timeout", "30".into()),
         ("originator", BOB_CALL.into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ]);
     assert_eq!(query, expected);
     // Both parties move in one Redirect, so neither is hung up.
     assert_eq!(
