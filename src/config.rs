@@ -756,6 +756,12 @@ impl Config {
         if !self.calld.fax_dir.is_absolute() {
             return Err(invalid("calld.fax_dir", "must be an absolute path"));
         }
+        // The name is written into the rendered dialplan (`Stasis(<app>,...)`):
+        // anything beyond a plain word could break or inject dialplan.
+        let app = &self.ari.app;
+        if app.is_empty() || app.len() > 80 || !app.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(invalid("ari.app", "must be 1 to 80 letters, digits, '_' or '-'"));
+        }
         if self.calld.fax_max_bytes == 0 {
             return Err(invalid("calld.fax_max_bytes", "must be at least 1"));
         }
@@ -882,6 +888,8 @@ mod tests {
         for (name, value, key) in [
             ("ACCENTD_ARI_URL", "ftp://x", "ari.url"),
             ("ACCENTD_AMI_ADDR", "localhost", "ami.addr"),
+            ("ACCENTD_ARI_APP", "accentd,x", "ari.app"),
+            ("ACCENTD_ARI_APP", "", "ari.app"),
             (
                 "ACCENTD_AUTH_DEFAULT_TOKEN_LIFETIME",
                 "0",

@@ -84,6 +84,7 @@ pub const DEFAULT_USER_ACL: &[&str] = &[
     "events.config.users.me.#",
     "events.faxes.outbound.users.me.*",
     "events.parkings.#",
+    "events.relocates.me",
     "events.statuses.*",
     "events.switchboards.#",
     "events.transfers.me",
@@ -131,6 +132,29 @@ pub fn is_valid_slug(slug: &str, max: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The events calld addresses to one user reach that user with the default policy
+    /// (the websocket checks each event's `required_acl` against the token's ACL).
+    #[test]
+    fn the_default_user_policy_receives_the_users_own_call_events() {
+        let me = "7f1c6a52-3b57-4c43-9a8e-0d6a2f1c9b11";
+        let other = "0b7e2c9a-1d3f-4e5a-8b6c-7d8e9f0a1b2c";
+        let acl: Vec<String> = DEFAULT_USER_ACL.iter().map(|a| a.to_string()).collect();
+        let check = crate::auth::acl::AccessCheck::new(me, "session", &acl);
+        for required in [
+            "events.calls.{}",
+            "events.transfers.{}",
+            "events.relocates.{}",
+            "events.conferences.users.{}.adhoc.created",
+            "events.faxes.outbound.users.{}.created",
+        ] {
+            assert!(check.matches_required_access(&required.replace("{}", me)), "{required}");
+            assert!(
+                !check.matches_required_access(&required.replace("{}", other)),
+                "{required}"
+            );
+        }
+    }
 
     #[test]
     fn slugs() {

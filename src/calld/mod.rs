@@ -4,16 +4,20 @@
 //! every change of a call is published on the bus ([`events`]).
 
 pub mod actions;
+pub mod adhoc;
 pub mod applications;
 pub mod calls;
 pub mod conferences;
+pub mod connect;
 pub mod endpoints;
 pub mod events;
 pub mod faxes;
+pub mod moves;
 pub mod originate;
 pub mod owners;
 pub mod parking;
-mod routes;
+pub mod relocates;
+pub(crate) mod routes;
 pub mod stasis;
 pub mod switchboards;
 pub mod transfers;
@@ -69,6 +73,12 @@ pub struct CalldService {
     marks: DashMap<String, Marks>,
     /// Attended transfers in progress, by id.
     transfers: DashMap<String, transfers::Transfer>,
+    /// Calls being connected to a user, by the user's new channel.
+    connections: DashMap<String, connect::Connection>,
+    /// Relocates in progress, by uuid.
+    relocates: DashMap<String, relocates::Relocate>,
+    /// Adhoc conferences and the calls on their way into one.
+    adhocs: adhoc::Adhocs,
     /// Parked calls as res_parking's events told them.
     parking: parking::Parked,
     pokes: mpsc::UnboundedSender<String>,
@@ -104,6 +114,9 @@ impl CalldService {
             owners: OwnersCache::default(),
             marks: DashMap::new(),
             transfers: DashMap::new(),
+            connections: DashMap::new(),
+            relocates: DashMap::new(),
+            adhocs: adhoc::Adhocs::default(),
             parking: parking::Parked::default(),
             pokes,
             pokes_rx: Mutex::new(Some(rx)),

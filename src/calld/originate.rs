@@ -71,23 +71,35 @@ pub struct UserOriginateRequest {
 /// One line of the user: what rings it and its context.
 #[derive(Debug, Clone)]
 pub(super) struct UserLine {
-    id: i64,
-    context: String,
+    pub(super) id: i64,
+    pub(super) context: String,
     /// `PJSIP/<name>` or a custom interface; `None` for what cannot be dialed (SCCP).
-    interface: Option<String>,
+    pub(super) interface: Option<String>,
 }
 
 pub(super) struct Caller {
-    lines: Vec<UserLine>,
-    mobile: Option<String>,
+    pub(super) lines: Vec<UserLine>,
+    pub(super) mobile: Option<String>,
 }
 
-fn invalid(error_id: &'static str, message: &str, details: Value) -> ApiError {
+pub(super) fn invalid(error_id: &'static str, message: &str, details: Value) -> ApiError {
     ApiError::Custom {
         status: warp::http::StatusCode::BAD_REQUEST,
         error_id,
         message: message.into(),
         details,
+    }
+}
+
+/// An originate Asterisk refused (400 `error_id`, its reason kept), or could not take (503).
+pub(super) fn originate_error(error_id: &'static str, endpoint: &str, e: AriError) -> ApiError {
+    match e {
+        AriError::BadRequest { message } => invalid(
+            error_id,
+            "Asterisk refused the call",
+            json!({ "reason": message, "endpoint": endpoint }),
+        ),
+        e => super::actions::ari_error(endpoint, e),
     }
 }
 
@@ -150,7 +162,7 @@ pub(super) fn check_variables(vars: &Map<String, Value>) -> Result<Map<String, V
 /// Where the originate rings first, and what the call is then.
 pub(super) struct Plan {
     pub(super) endpoint: String,
-    line_id: Option<i64>,
+    pub(super) line_id: Option<i64>,
     pub(super) variables: Map<String, Value>,
 }
 
@@ -300,14 +312,10 @@ impl CalldService {
             variables: Some(variables),
             ..OriginateParams::default()
         };
-        let ch = ari.originate(&params).await.map_err(|e| match e {
-            AriError::BadRequest { message } => invalid(
-                "call-creation-failed",
-                "Asterisk refused the call",
-                json!({ "reason": message, "endpoint": plan.endpoint }),
-            ),
-            e => super::actions::ari_error(&plan.endpoint, e),
-        })?;
+        let ch = ari
+            .originate(&params)
+            .await
+            .map_err(|e| originate_error("call-creation-failed", &plan.endpoint, e))?;
         tracing::info!(call_id = %ch.id, user = %user, endpoint = %plan.endpoint, "call originated");
         Ok(json!({
             "call_id": ch.id,

@@ -107,11 +107,11 @@ async fn run(
     }
 }
 
-fn no_content(r: Result<(), ApiError>) -> Result<Response, ApiError> {
+pub(super) fn no_content(r: Result<(), ApiError>) -> Result<Response, ApiError> {
     r.map(|()| StatusCode::NO_CONTENT.into_response())
 }
 
-fn created(v: &serde_json::Value) -> Response {
+pub(super) fn created(v: &serde_json::Value) -> Response {
     warp::reply::with_status(warp::reply::json(v), StatusCode::CREATED).into_response()
 }
 
@@ -215,9 +215,115 @@ fn transfer_routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// `PUT /calls/{id}/user/{user_uuid}`: connect a call to a user.
+fn connect_route(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
+    let authed = authenticated(svc.auth.clone());
+    warp::path!("calls" / String / "user" / String)
+        .and(warp::put())
+        .and(authed)
+        .and(limited_bytes(svc.body_limit))
+        .then(move |id: String, user: String, caller: Caller, body: bytes::Bytes| {
+            let svc = svc.clone();
+            respond(async move {
+                let scope = caller.require(&format!(
+                    "calld.calls.{}.user.{}.update",
+                    escape_param(&id),
+                    escape_param(&user)
+                ))?;
+                // The body is optional: none means the default ring time.
+                let req = if body.iter().all(u8::is_ascii_whitespace) {
+                    super::connect::ConnectRequest::default()
+                } else {
+                    parse_json_object(&body)?
+                };
+                let call = svc.connect_user(&scope, &id, &user, req).await?;
+                Ok(warp::reply::json(&call).into_response())
+            })
+        })
+        .boxed()
+}
+
+/// `/users/me/relocates`.
+fn relocate_routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
+    let authed = authenticated(svc.auth.clone());
+
+    let s = svc.clone();
+    let create = warp::path!("users" / "me" / "relocates")
+        .and(warp::post())
+        .and(authed.clone())
+        .and(limited_bytes(svc.body_limit))
+        .then(move |caller: Caller, body: bytes::Bytes| {
+            let svc = s.clone();
+            respond(async move {
+                let scope = caller.require("calld.users.me.relocates.create")?;
+                let r = svc
+                    .create_relocate(&scope, caller.user_uuid(), parse_json_object(&body)?)
+                    .await?;
+                Ok(created(&r))
+            })
+        });
+
+    let s = svc.clone();
+    let list = warp::path!("users" / "me" / "relocates")
+        .and(warp::get())
+        .and(authed.clone())
+        .then(move |caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                caller.require("calld.users.me.relocates.read")?;
+                Ok(warp::reply::json(&svc.my_relocates(caller.user_uuid())).into_response())
+            })
+        });
+
+    let s = svc.clone();
+    let one = warp::path!("users" / "me" / "relocates" / String)
+        .and(warp::get())
+        .and(authed.clone())
+        .then(move |id: String, caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                // upstream documents this route's ACL spelled this way; the spelling of the
+                // other relocate routes (which the default user policy grants) opens it too.
+                let id_acl = escape_param(&id);
+                if caller
+                    .require(&format!("calld.relocates.users.me.{id_acl}.read"))
+                    .is_err()
+                {
+                    caller.require(&format!("calld.users.me.relocates.{id_acl}.read"))?;
+                }
+                Ok(warp::reply::json(&svc.get_relocate(caller.user_uuid(), &id)?).into_response())
+            })
+        });
+
+    let s = svc;
+    let act = warp::path!("users" / "me" / "relocates" / String / String)
+        .and(warp::put())
+        .and(authed)
+        .then(move |id: String, verb: String, caller: Caller| {
+            let svc = s.clone();
+            respond(async move {
+                if verb != "complete" && verb != "cancel" {
+                    return Err(ApiError::route_not_found());
+                }
+                caller.require(&format!("calld.users.me.relocates.{}.{verb}.update", escape_param(&id)))?;
+                let user = caller.user_uuid();
+                if verb == "complete" {
+                    no_content(svc.complete_relocate(user, &id).await)
+                } else {
+                    no_content(svc.cancel_relocate(user, &id).await)
+                }
+            })
+        });
+
+    create.or(list).unify().or(one).unify().or(act).unify().boxed()
+}
+
 /// The calls routes, admin and `me`.
 pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
     let transfers = transfer_routes(svc.clone());
+    let connect = connect_route(svc.clone());
+    let relocates = relocate_routes(svc.clone());
+    let adhoc = super::adhoc::routes::routes(svc.clone());
     let voicemails = super::voicemail::routes::routes(svc.clone());
     let svc_conferences = svc.clone();
     let applications = super::applications::routes::routes(svc.clone());
@@ -379,41 +485,45 @@ pub fn routes(svc: Arc<CalldService>) -> BoxedFilter<(Response,)> {
             })
         });
 
+    // Boxed in groups: one long chain of `or`s nests every route's future in the next
+    // one's type, and the compiler's work on that type grew far faster than the chain.
+    let calls = list
+        .or(get)
+        .unify()
+        .or(hangup)
+        .unify()
+        .or(act)
+        .unify()
+        .or(create)
+        .unify()
+        .or(endpoints)
+        .unify()
+        .boxed();
+    let mine = my_list.or(my_hangup).unify().or(my_act).unify().boxed();
+    let features = transfers
+        .or(voicemails)
+        .unify()
+        .or(super::conferences::routes::routes(svc_conferences))
+        .unify()
+        .or(applications)
+        .unify()
+        .or(parking)
+        .unify()
+        .boxed();
+    let moves = faxes
+        .or(switchboards)
+        .unify()
+        .or(connect)
+        .unify()
+        .or(relocates)
+        .unify()
+        .or(adhoc)
+        .unify()
+        .boxed();
     warp::path("api")
         .and(warp::path("calld"))
         .and(warp::path("1.0"))
-        .and(
-            list.or(get)
-                .unify()
-                .or(hangup)
-                .unify()
-                .or(act)
-                .unify()
-                .or(create)
-                .unify()
-                .or(endpoints)
-                .unify()
-                .or(my_list)
-                .unify()
-                .or(my_hangup)
-                .unify()
-                .or(my_act)
-                .unify()
-                .or(transfers)
-                .unify()
-                .or(voicemails)
-                .unify()
-                .or(super::conferences::routes::routes(svc_conferences))
-                .unify()
-                .or(applications)
-                .unify()
-                .or(parking)
-                .unify()
-                .or(faxes)
-                .unify()
-                .or(switchboards)
-                .unify(),
-        )
+        .and(calls.or(mine).unify().or(features).unify().or(moves).unify())
         .boxed()
 }
 

@@ -48,26 +48,39 @@ async fn dispatch(svc: &CalldService, event: &AriEvent) {
         }
     }
     super::switchboards::on_event(svc, event).await;
+    svc.follow_connections(event).await;
+    svc.follow_relocates(event).await;
+    svc.follow_pair_bridges(event).await;
+    svc.follow_adhocs(event).await;
 }
 
 /// A channel entered the main application: the feature its first argument names takes it.
 async fn entered(svc: &CalldService, e: &StasisStart) {
-    let purpose = e.args.first().map(String::as_str).unwrap_or("");
-    match purpose {
-        switchboards::QUEUE_PURPOSE => return switchboards::queued(svc, e).await,
-        switchboards::ANSWER_PURPOSE => return switchboards::operator_answered(svc, e).await,
-        _ => {}
+    match e.args.first().map(String::as_str).unwrap_or("") {
+        "connect" => svc.connect_entered(e).await,
+        "relocate" => svc.relocate_entered(e).await,
+        super::adhoc::PURPOSE => svc.adhoc_entered(e).await,
+        switchboards::QUEUE_PURPOSE => switchboards::queued(svc, e).await,
+        switchboards::ANSWER_PURPOSE => switchboards::operator_answered(svc, e).await,
+        _ => svc.unclaimed(e).await,
     }
-    tracing::warn!(
-        call_id = %e.channel.id,
-        purpose,
-        "a channel entered the Stasis application for nothing calld knows; back to the dialplan"
-    );
-    let Some(ari) = svc.ari.get() else { return };
-    if let Err(err) = ari
-        .continue_in_dialplan(&e.channel.id, &ContinueParams::default())
-        .await
-    {
-        tracing::warn!(call_id = %e.channel.id, error = %err, "cannot send the channel back to the dialplan");
+}
+
+impl CalldService {
+    /// A channel no feature claims goes back to the dialplan.
+    pub(super) async fn unclaimed(&self, e: &StasisStart) {
+        let purpose = e.args.first().map(String::as_str).unwrap_or("");
+        tracing::warn!(
+            call_id = %e.channel.id,
+            purpose,
+            "a channel entered the Stasis application for nothing calld knows; back to the dialplan"
+        );
+        let Some(ari) = self.ari.get() else { return };
+        if let Err(err) = ari
+            .continue_in_dialplan(&e.channel.id, &ContinueParams::default())
+            .await
+        {
+            tracing::warn!(call_id = %e.channel.id, error = %err, "cannot send the channel back to the dialplan");
+        }
     }
 }

@@ -27,6 +27,13 @@
 //!      recorded (res_ari_mailboxes is not built there);
 //!   5. other routes of the ARI spec: `501` (nothing recorded to answer
 //!      with); anything else: `404 {"message": "Resource not found"}`.
+//! - Calls the client makes: a channel originated through the fake joins the
+//!   model (`Down`); [`FakeAri::answer`] plays its phone answering
+//!   (`ChannelStateChange` `Up`, then `StasisStart` with the originate's
+//!   `appArgs` when it was originated into an application, as scenario 27
+//!   recorded), [`FakeAri::enter_stasis`] a live channel entering an
+//!   application (after an AMI `Redirect` to a `Stasis()` extension, or a
+//!   `move`), [`FakeAri::destroy`] its hangup (`ChannelDestroyed`).
 //! - Faults on demand: [`FakeAri::drop_connections`] (clean close, abrupt
 //!   TCP close, or a frame cut in the middle), [`FakeAri::set_refusing`]
 //!   (connections accepted and closed at once, like an Asterisk that is
@@ -168,6 +175,9 @@ struct Model {
     in_stasis: Vec<String>,
     /// Ids of the playbacks started through the fake and not finished.
     playbacks: Vec<String>,
+    /// Channels originated through the fake into a Stasis application: id -> (application,
+    /// arguments), what their `StasisStart` carries once they answer.
+    originated_into: HashMap<String, (String, Vec<String>)>,
 }
 
 impl Model {
@@ -406,6 +416,67 @@ impl FakeAri {
             st.released
         };
         self.shared.released.send_replace(position);
+    }
+
+    /// The phone of a channel originated through the fake answers, as scenario 27 recorded
+    /// it: `ChannelStateChange` to `Up`, then (originated into an application) `StasisStart`
+    /// with the originate's `appArgs`, the dialplan showing `Stasis(<app>,<args>)`. False
+    /// if the fake did not originate that channel.
+    pub fn answer(&self, id: &str) -> bool {
+        let (channel, into) = {
+            let mut st = self.shared.state();
+            st.model();
+            let Some(channel) = st.model.channel(id).cloned() else {
+                return false;
+            };
+            let Some(into) = st.model.originated_into.remove(id) else {
+                return false;
+            };
+            (channel, into)
+        };
+        let (app, args) = into;
+        let mut up = json!(channel);
+        up["state"] = json!("Up");
+        self.inject(&channel_event("ChannelStateChange", &up, &self.shared.options.app, &[]));
+        let mut entered = up;
+        let mut data = vec![app.clone()];
+        data.extend(args.iter().cloned());
+        entered["dialplan"]["app_name"] = json!("Stasis");
+        entered["dialplan"]["app_data"] = json!(data.join(","));
+        self.inject(&channel_event("StasisStart", &entered, &app, &[("args", json!(args))]));
+        true
+    }
+
+    /// A live channel enters Stasis application `app` with `args` (what the dialplan's
+    /// `Stasis(app,args)` does after an AMI `Redirect`, or `POST /channels/{id}/move`).
+    /// False for an unknown channel.
+    pub fn enter_stasis(&self, id: &str, app: &str, args: &[&str]) -> bool {
+        let Some(channel) = self.channels().into_iter().find(|c| c.id == id) else {
+            return false;
+        };
+        let mut entered = json!(channel);
+        let mut data = vec![app.to_string()];
+        data.extend(args.iter().map(|a| a.to_string()));
+        entered["dialplan"]["app_name"] = json!("Stasis");
+        entered["dialplan"]["app_data"] = json!(data.join(","));
+        self.inject(&channel_event("StasisStart", &entered, app, &[("args", json!(args))]));
+        true
+    }
+
+    /// A live channel is hung up (by its phone, or its ring time over): `ChannelDestroyed`
+    /// with the Q.850 `cause` (16 normal clearing, 19 no answer), as recorded. False for an
+    /// unknown channel.
+    pub fn destroy(&self, id: &str, cause: i64, cause_txt: &str) -> bool {
+        let Some(channel) = self.channels().into_iter().find(|c| c.id == id) else {
+            return false;
+        };
+        self.inject(&channel_event(
+            "ChannelDestroyed",
+            &json!(channel),
+            &self.shared.options.app,
+            &[("cause", json!(cause)), ("cause_txt", json!(cause_txt))],
+        ));
+        true
     }
 
     /// Ends every open websocket.
@@ -1047,6 +1118,38 @@ fn snoop(shared: &Shared, channel: &Channel, query: &BTreeMap<String, String>) -
     )
 }
 
+/// Adds a channel the fake originated to the live model (Asterisk knows it from then on:
+/// `GET`, `DELETE` find it), with the Stasis application and arguments it enters once answered.
+fn remember_originated(model: &mut Model, query: &BTreeMap<String, String>, answer: &Value) {
+    let Ok(channel) = serde_json::from_value::<Channel>(answer.clone()) else {
+        return;
+    };
+    if let Some(app) = query.get("app").filter(|a| !a.is_empty()) {
+        // `appArgs` is one comma-separated string, as Stasis() takes its arguments.
+        let args = query
+            .get("appArgs")
+            .filter(|a| !a.is_empty())
+            .map(|a| a.split(',').map(str::to_owned).collect())
+            .unwrap_or_default();
+        model.originated_into.insert(channel.id.clone(), (app.clone(), args));
+    }
+    model.channels.push(channel);
+}
+
+/// A channel event in the recorded shape (scenario 27), `channel` as the model has it.
+fn channel_event(kind: &str, channel: &Value, application: &str, extra: &[(&str, Value)]) -> String {
+    let mut event = serde_json::Map::new();
+    event.insert("type".into(), json!(kind));
+    event.insert("timestamp".into(), json!(now_ari()));
+    for (k, v) in extra {
+        event.insert((*k).to_string(), v.clone());
+    }
+    event.insert("channel".into(), channel.clone());
+    event.insert("asterisk_id".into(), json!(DEFAULT_ENTITY_ID));
+    event.insert("application".into(), json!(application));
+    Value::Object(event).to_string()
+}
+
 fn is_spec_route(method: &str, segs: &[&str]) -> bool {
     SPEC_ROUTES.iter().any(|(m, pattern)| {
         let pat: Vec<&str> = pattern.split('/').collect();
@@ -1149,6 +1252,14 @@ fn rest(
             let (status, answer) = create_bridge(&mut st, query);
             return reply(status, Some(&answer));
         }
+        ("POST", ["channels"]) => {
+            st.model();
+            let (status, answer) = originate(shared, &st.model, query, body);
+            if status == 200 {
+                remember_originated(&mut st.model, query, &answer);
+            }
+            return reply(status, Some(&answer));
+        }
         ("DELETE", ["playbacks", id]) => {
             st.model();
             let known = st.model.playbacks.iter().any(|p| p == id);
@@ -1175,10 +1286,6 @@ fn rest(
             })),
         ),
         ("GET", ["channels"]) => reply(200, Some(&json!(model.channels))),
-        ("POST", ["channels"]) => {
-            let (status, answer) = originate(shared, model, query, body);
-            reply(status, Some(&answer))
-        }
         ("GET", ["channels", id]) => match model.channel(id) {
             Some(c) => reply(200, Some(&json!(c))),
             None => error(404, "Channel not found"),
@@ -1239,10 +1346,16 @@ fn rest(
                 .unwrap_or_default();
             match *op {
                 "addChannel" | "removeChannel" if channels.is_empty() => error(400, "Missing parameter channel"),
-                // The spec's checks on the channels added: 400 unknown, 422 outside Stasis.
-                "addChannel" if channels.iter().any(|c| model.channel(c).is_none()) => error(400, "Channel not found"),
-                "addChannel" if channels.iter().any(|c| !model.in_stasis.iter().any(|s| s == c)) => {
-                    error(422, "Channel not in Stasis application")
+                "addChannel" | "removeChannel" => {
+                    // Asterisk's checks (ari/resource_bridges.c): every channel exists (400)
+                    // and is in Stasis (422).
+                    if channels.iter().any(|c| model.channel(c).is_none()) {
+                        return error(400, "Channel not found");
+                    }
+                    if channels.iter().any(|c| !model.in_stasis.iter().any(|s| s == c)) {
+                        return error(422, "Channel not in Stasis application");
+                    }
+                    reply(204, None)
                 }
                 "play" => play(&format!("bridge:{id}"), None, query),
                 _ => reply(204, None),

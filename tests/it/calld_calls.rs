@@ -141,11 +141,18 @@ pub(crate) async fn linked(
     (ami, ari, s)
 }
 
-/// Accentd on scenario 21 with both links up and the two phones provisioned; nothing replayed.
-pub(crate) async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
+/// Accentd on scenario 21 with both links up, resynced, and the default context; nothing
+/// provisioned or replayed.
+pub(crate) async fn ready() -> (FakeAmi, FakeAri, TestServer) {
     let (ami, ari, s) = linked("21", |_| {}).await;
     first_resync(&s).await;
     default_context(&s).await;
+    (ami, ari, s)
+}
+
+/// Accentd on scenario 21 with both links up and the two phones provisioned; nothing replayed.
+pub(crate) async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value) {
+    let (ami, ari, s) = ready().await;
     let alice = user(&s, "Alice", "alice", "2001").await;
     let bob = user(&s, "Bob", "bob", "2002").await;
     (ami, ari, s, alice, bob)
@@ -167,7 +174,7 @@ async fn first_resync(s: &TestServer) {
     }
 }
 
-async fn replay_until_bridged(ami: &FakeAmi, ari: &FakeAri, s: &TestServer) {
+pub(crate) async fn replay_until_bridged(ami: &FakeAmi, ari: &FakeAri, s: &TestServer) {
     let ami_upto = past_nth(ami.recording().timeline(), 2, |m| m.get("Event") == Some("BridgeEnter"));
     ami.replay_next(ami_upto);
     let events = ari.events();
@@ -340,7 +347,7 @@ pub(crate) fn drain(
 }
 
 /// Waits for `n` events whose name starts with `prefix`.
-async fn collect(
+pub(crate) async fn collect(
     rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<accentd::bus::Event>>,
     prefix: &str,
     n: usize,

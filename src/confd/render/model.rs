@@ -35,8 +35,8 @@ pub struct Model {
     pub parking_lots: Vec<super::parking::ParkingLotSection>,
     /// Every conference's ConfBridge profiles.
     pub conferences: Vec<super::conferences::ConferenceProfiles>,
-    /// accentd's own Stasis application, where switchboard calls go.
-    #[serde(skip)]
+    /// accentd's own Stasis application (config `ari.app`), where switchboard
+    /// calls and the calls calld bridges itself (`accentd-stasis`) go.
     pub stasis_app: String,
 }
 
