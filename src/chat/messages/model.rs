@@ -144,7 +144,7 @@ impl MessageQuery {
                 "search" if !value.is_empty() => {
                     q.search = Some(value.split_whitespace().map(str::to_owned).collect());
                 }
-                "from_date" if kind == ListKind::Room => q.from_us = Some(super::super::time::parse_from_date(&value)?),
+                "from_date" if kind == ListKind::Room => q.from_us = Some(crate::chat::time::parse_from_date(&value)?),
                 "distinct" if kind == ListKind::User => {
                     if value != "room_uuid" {
                         return Err(ApiError::invalid_field("distinct", "Must be one of: room_uuid."));

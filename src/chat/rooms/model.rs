@@ -79,7 +79,7 @@ impl RoomBody {
     pub fn validate(self, creator: Uuid, tenant: Uuid, server: Uuid) -> Result<NewRoom, ApiError> {
         let mut seen = HashSet::with_capacity(self.users.len());
         if !self.users.iter().all(|u| seen.insert(u.uuid)) {
-            return Err(super::super::errors::duplicate_user());
+            return Err(crate::chat::errors::duplicate_user());
         }
         let mut users = Vec::with_capacity(self.users.len() + 1);
         let mut positions = Vec::with_capacity(self.users.len() + 1);
