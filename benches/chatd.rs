@@ -80,19 +80,25 @@ fn fill(
     let mut rng = StdRng::seed_from_u64(7);
     let tx = conn.transaction()?;
     let mut rooms = Vec::with_capacity(ROOMS);
-    for r in 0..ROOMS {
+    let mut keys = std::collections::HashSet::new();
+    while rooms.len() < ROOMS {
         let mut members: Vec<Uuid> = Vec::new();
-        if r % 20 == 0 {
+        if rooms.len() % 20 == 0 {
             members.push(users[0]);
         }
-        while members.len() < rng.random_range(2..5) {
+        let size = rng.random_range(2..5);
+        while members.len() < size {
             let u = users[rng.random_range(1..users.len())];
             if !members.contains(&u) {
                 members.push(u);
             }
         }
-        let uuid = Uuid::new_v4();
+        // One room per user set, as accentd keeps it.
         let key = accentd::chat::rooms::model::members_key(members.iter().copied());
+        if !keys.insert(key.clone()) {
+            continue;
+        }
+        let uuid = Uuid::new_v4();
         tx.execute(
             "INSERT INTO chat_room (uuid, tenant_uuid, members_key, created_us) VALUES (?1, ?2, ?3, 0)",
             params![uuid.to_string(), tenant.to_string(), key],

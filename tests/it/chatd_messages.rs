@@ -227,6 +227,9 @@ async fn search_and_latest_message_of_each_room() {
         contents(&search("search=reunion&offset=1").await),
         ["Réunion à 10h demain"]
     );
+    // Past the end: no item, the count still right.
+    let past = search("search=reunion&offset=5").await;
+    assert_eq!((past["items"].clone(), past["filtered"].clone()), (json!([]), json!(2)));
 
     // The latest message of each of alice's rooms, newest first; narrowed by a search.
     let latest = search("distinct=room_uuid").await;

@@ -168,24 +168,34 @@ pub fn list(conn: &Connection, among: Among, q: &MessageQuery) -> Result<(Vec<Me
         Some(l) => format!(" LIMIT {l} OFFSET {}", q.offset),
         None => format!(" LIMIT -1 OFFSET {}", q.offset),
     };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM {from} JOIN chat_room r ON r.id = m.room_id WHERE {conds}
-         ORDER BY m.created_us {dir}, m.id {dir}{limit}"
-    );
-    let items = conn
-        .prepare_cached(&sql)?
-        .query_map(params_from_iter(args.iter()), message)?
+    let join = format!("FROM {from} JOIN chat_room r ON r.id = m.room_id WHERE {conds}");
+    let order = format!("ORDER BY m.created_us {dir}, m.id {dir}{limit}");
+    if !q.narrows() {
+        // The room's index gives the page in order and stops at the limit.
+        let items = conn
+            .prepare_cached(&format!("SELECT {COLUMNS} {join} {order}"))?
+            .query_map(params_from_iter(args.iter()), message)?
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok((items, None));
+    }
+    // Every match is visited to sort it anyway: the count rides along (one pass over the
+    // search hits instead of a second query doing it all again).
+    let rows = conn
+        .prepare_cached(&format!("SELECT {COLUMNS}, COUNT(*) OVER () {join} {order}"))?
+        .query_map(params_from_iter(args.iter()), |r| {
+            Ok((message(r)?, r.get::<_, i64>(8)?))
+        })?
         .collect::<Result<Vec<_>, _>>()?;
-    let filtered = if q.narrows() {
-        let count_sql = format!("SELECT COUNT(*) FROM {from} WHERE {conds}");
-        let n = conn
-            .prepare_cached(&count_sql)?
-            .query_row(params_from_iter(args.iter()), |r| r.get::<_, i64>(0))?;
-        Some(n.max(0) as u64)
-    } else {
-        None
+    let filtered = match rows.first() {
+        Some((_, n)) => *n,
+        // A page past the end has no row to carry the count.
+        None if q.offset > 0 => conn
+            .prepare_cached(&format!("SELECT COUNT(*) FROM {from} WHERE {conds}"))?
+            .query_row(params_from_iter(args.iter()), |r| r.get::<_, i64>(0))?,
+        None => 0,
     };
-    Ok((items, filtered))
+    let items = rows.into_iter().map(|(m, _)| m).collect();
+    Ok((items, Some(filtered.max(0) as u64)))
 }
 
 /// Every message the list covers, unfiltered: the rooms' counters, not a count.
