@@ -26,17 +26,6 @@ use accentd::cel::generate::{generate_for_linkedids, StaticContexts, StaticLines
 use accentd::cel::{open_file, store as cel_store, Cel, EventTime};
 use uuid::Uuid;
 
-fn open(dir: &Path) -> anyhow::Result<rusqlite::Connection> {
-    // The same schema as accentd: open through the store once (migrations), then use a plain
-    // connection for the bulk work.
-    let path = dir.join("bench.sqlite");
-    drop(accentd::store::Store::open(&path)?);
-    let conn = rusqlite::Connection::open(&path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    Ok(conn)
-}
-
 /// The recorded two-party call of scenario 21.
 fn recorded_call() -> anyhow::Result<Vec<Cel>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/asterisk-fixtures");
@@ -129,7 +118,7 @@ fn main() -> anyhow::Result<()> {
     let logs = arg("--logs", 1_000_000);
     let samples = arg("--samples", 200).max(10);
     let dir = tempfile::tempdir()?;
-    let mut conn = open(dir.path())?;
+    let mut conn = support::open_store(dir.path())?;
     let call = recorded_call()?;
     let tenant = Uuid::new_v4();
     let lines = StaticLines::new();

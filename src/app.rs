@@ -45,6 +45,7 @@ pub struct App {
     pub calllog: Arc<CallLogService>,
     pub confd: Arc<ConfdService>,
     pub calld: Arc<crate::calld::CalldService>,
+    pub chat: Arc<crate::chat::ChatService>,
     /// The reload worker's queue, taken by [`start`].
     confd_reload_rx: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<()>>>>,
 }
@@ -120,9 +121,12 @@ impl App {
             config.http.body_limit,
             &config.calld,
         ));
+        let chat =
+            crate::chat::ChatService::new(store.clone(), bus.clone(), auth.clone(), uuid, config.http.body_limit);
         Ok(App {
             confd,
             calld,
+            chat,
             confd_reload_rx: Arc::new(std::sync::Mutex::new(Some(reload_rx))),
             calllog,
             config,
@@ -166,6 +170,8 @@ impl App {
             .or(crate::confd::routes(self.confd.clone()))
             .unify()
             .or(crate::calld::routes(self.calld.clone()))
+            .unify()
+            .or(crate::chat::routes(self.chat.clone()))
             .unify()
             .or(status_route)
             .unify()

@@ -20,6 +20,7 @@
 //! - [`calllog`]: call-logd: call logs from CEL and the `/api/call-logd/1.0` API.
 //! - [`confd`]: provisioning (`/api/confd/1.1`): the resources, their validation and the
 //!   Asterisk reloads their changes need.
+//! - [`chat`]: chatd's rooms and messages (`/api/chatd/1.0/users/me/rooms...`).
 //! - [`app`]: wiring of all of the above.
 
 pub mod ami;
@@ -31,6 +32,7 @@ pub mod bus;
 pub mod calld;
 pub mod calllog;
 pub mod cel;
+pub mod chat;
 pub mod confd;
 pub mod config;
 pub mod control;

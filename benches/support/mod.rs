@@ -9,3 +9,15 @@ pub fn arg(name: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// A store file with accentd's schema (opened once through `Store`, which migrates it) and a
+/// plain connection on it for the bulk work, as the store's writer configures its own.
+#[allow(dead_code)] // not every bench stores anything
+pub fn open_store(dir: &std::path::Path) -> anyhow::Result<rusqlite::Connection> {
+    let path = dir.join("bench.sqlite");
+    drop(accentd::store::Store::open(&path)?);
+    let conn = rusqlite::Connection::open(&path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}

@@ -68,6 +68,16 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
+    /// Like `Custom`, for upstream errors whose body also names their `resource` (chatd's
+    /// `unknown-room`, `duplicate-user`).
+    #[error("{message}")]
+    Resource {
+        status: StatusCode,
+        error_id: &'static str,
+        message: String,
+        details: Value,
+        resource: &'static str,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -147,7 +157,7 @@ impl ApiError {
             ApiError::Legacy { status, .. } | ApiError::Routing { status, .. } => *status,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Custom { status, .. } => *status,
+            ApiError::Custom { status, .. } | ApiError::Resource { status, .. } => *status,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -225,6 +235,17 @@ impl ApiError {
                 details,
                 ..
             } => standard(error_id, message.clone(), details.clone()),
+            ApiError::Resource {
+                error_id,
+                message,
+                details,
+                resource,
+                ..
+            } => {
+                let mut body = standard(error_id, message.clone(), details.clone());
+                body["resource"] = json!(resource);
+                body
+            }
             ApiError::Unavailable(message) => standard("service-unavailable", message.clone(), json!({})),
             // Never leak internals to clients; the cause is logged.
             ApiError::Internal(_) => standard("internal-error", "Internal server error".into(), json!({})),

@@ -28,7 +28,9 @@ pub fn confd_error(err: &ApiError) -> Option<(StatusCode, Vec<String>)> {
         // Upstream's ResourceError (already exists, still associated...) is a 400.
         ApiError::Conflict { message, .. } => (StatusCode::BAD_REQUEST, vec![format!("Resource Error - {message}")]),
         ApiError::Forbidden { message, .. } => (StatusCode::FORBIDDEN, vec![format!("Resource Error - {message}")]),
-        ApiError::Custom { status, message, .. } => (*status, vec![format!("Resource Error - {message}")]),
+        ApiError::Custom { status, message, .. } | ApiError::Resource { status, message, .. } => {
+            (*status, vec![format!("Resource Error - {message}")])
+        }
         ApiError::Unavailable(message) => (
             StatusCode::SERVICE_UNAVAILABLE,
             vec![format!("Service Unavailable - {message}")],

@@ -26,6 +26,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../confd/sql/008_applications.sql")),
         M::up(include_str!("../confd/sql/009_parking.sql")),
         M::up(include_str!("../confd/sql/010_switchboards.sql")),
+        M::up(include_str!("../chat/sql/001_chat.sql")),
     ])
 }
 

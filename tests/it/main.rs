@@ -34,6 +34,8 @@ mod calllog_live;
 mod calllog_media;
 mod cel_generate;
 mod cel_sources;
+mod chatd_messages;
+mod chatd_rooms;
 mod cli;
 mod common;
 mod confd_applications;
