@@ -46,6 +46,7 @@ pub struct App {
     pub confd: Arc<ConfdService>,
     pub calld: Arc<crate::calld::CalldService>,
     pub chat: Arc<crate::chat::ChatService>,
+    pub websocketd: Arc<crate::websocketd::WebsocketService>,
     /// The reload worker's queue, taken by [`start`].
     confd_reload_rx: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<()>>>>,
 }
@@ -123,10 +124,17 @@ impl App {
         ));
         let chat =
             crate::chat::ChatService::new(store.clone(), bus.clone(), auth.clone(), uuid, config.http.body_limit);
+        let websocketd = crate::websocketd::WebsocketService::new(
+            auth.clone(),
+            bus.clone(),
+            status.clone(),
+            crate::websocketd::WebsocketConfig::default(),
+        );
         Ok(App {
             confd,
             calld,
             chat,
+            websocketd,
             confd_reload_rx: Arc::new(std::sync::Mutex::new(Some(reload_rx))),
             calllog,
             config,
@@ -173,6 +181,8 @@ impl App {
             .unify()
             .or(crate::chat::routes(self.chat.clone()))
             .unify()
+            .or(crate::websocketd::routes(self.websocketd.clone()))
+            .unify()
             .or(status_route)
             .unify()
             .recover(crate::api::error::recover)
@@ -194,6 +204,8 @@ impl Running {
     /// Stops accepting, lets in-flight requests finish, stops background tasks.
     pub async fn stop(self) {
         self.shutdown.cancel();
+        // Upgraded connections outlive the server's graceful shutdown: close them.
+        self.app.websocketd.shutdown();
         for t in self.tasks {
             let _ = t.await;
         }

@@ -40,3 +40,4 @@ pub mod fake_asterisk;
 pub mod mail;
 pub mod store;
 pub mod time;
+pub mod websocketd;

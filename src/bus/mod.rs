@@ -6,7 +6,7 @@
 //! `timestamp`, `required_acl`, `required_access`, `tenant_uuid`,
 //! `user_uuid:<uuid>` flags) flattened next to `data`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
@@ -33,9 +33,17 @@ pub struct Event {
     pub tenant_uuid: Option<Uuid>,
     pub target: Target,
     pub data: Value,
+    /// [`Event::to_json`] serialised, computed once for every consumer
+    /// (each websocket client sends the same text).
+    pub body: OnceLock<String>,
 }
 
 impl Event {
+    /// The bus message body as JSON text, serialised on first use.
+    pub fn body_text(&self) -> &str {
+        self.body.get_or_init(|| self.to_json().to_string())
+    }
+
     /// `event.<name>`, upstream's newer access header.
     pub fn required_access(&self) -> String {
         format!("event.{}", self.name)
@@ -150,6 +158,7 @@ impl Bus {
             tenant_uuid: spec.tenant_uuid,
             target: spec.target,
             data: spec.data,
+            body: OnceLock::new(),
         });
         tracing::debug!(name = %event.name, routing_key = %event.routing_key, "event published");
         // No subscriber is not an error: events are fire-and-forget.

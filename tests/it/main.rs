@@ -53,3 +53,4 @@ mod control_feed;
 mod control_state;
 mod openapi_auth;
 mod tls;
+mod websocketd;
