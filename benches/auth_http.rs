@@ -8,11 +8,13 @@
 //! (production) argon2id cost; the load generator is a reqwest client with
 //! `concurrency` keep-alive connections, each sending requests back to back.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accentd::config::Config;
 use reqwest::{Method, StatusCode};
 
 struct Settings {
@@ -84,11 +86,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let dir = tempfile::tempdir()?;
-        let mut config = Config::default();
-        config.listen = "127.0.0.1:0".parse()?;
-        config.data_dir = dir.path().to_path_buf();
-        config.admin.user = Some("bench".into());
-        config.admin.password = Some("bench-password".into());
+        let mut config = support::bench_config(dir.path());
         // Sessions pile up during the creation benchmark.
         config.auth.max_user_concurrent_sessions = u32::MAX;
         // Keep the throttle out of the way of a benchmark on one login.

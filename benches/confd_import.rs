@@ -14,7 +14,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use accentd::config::Config;
 use serde_json::{json, Value};
 use support::arg;
 
@@ -147,11 +146,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let dir = tempfile::tempdir()?;
-        let mut config = Config::default();
-        config.listen = "127.0.0.1:0".parse()?;
-        config.data_dir = dir.path().to_path_buf();
-        config.admin.user = Some("bench".into());
-        config.admin.password = Some("bench-password".into());
+        let config = support::bench_config(dir.path());
         let running = accentd::app::start(config.clone()).await?;
         let base = format!("http://{}", running.addr);
         let client = reqwest::Client::new();

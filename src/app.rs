@@ -170,6 +170,16 @@ impl App {
                 .or(status_route.clone())
                 .unify(),
         );
+        // chatd's `/status` and `/config` (its rooms and presences are in `chat`).
+        let chatd_extra = warp::path("api").and(warp::path("chatd")).and(warp::path("1.0")).and(
+            crate::api::config::routes("chatd", self.auth.clone(), self.runtime.clone())
+                .or(crate::api::status::route(
+                    "chatd.status.read",
+                    self.auth.clone(),
+                    self.status.clone(),
+                ))
+                .unify(),
+        );
         crate::auth::routes::routes(self.auth.clone())
             .or(auth_extra)
             .unify()
@@ -180,6 +190,8 @@ impl App {
             .or(crate::calld::routes(self.calld.clone()))
             .unify()
             .or(crate::chat::routes(self.chat.clone()))
+            .unify()
+            .or(chatd_extra)
             .unify()
             .or(crate::websocketd::routes(self.websocketd.clone()))
             .unify()

@@ -37,6 +37,26 @@ impl StatusRegistry {
     }
 }
 
+/// `GET <prefix>/status` of a service, guarded by its `<service>.status.read` ACL.
+pub fn route(
+    acl: &'static str,
+    auth: std::sync::Arc<crate::auth::AuthService>,
+    status: std::sync::Arc<StatusRegistry>,
+) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
+    use warp::{Filter, Reply};
+    warp::path!("status")
+        .and(warp::get())
+        .and(crate::auth::caller::authenticated(auth))
+        .then(move |caller: crate::auth::caller::Caller| {
+            let status = status.clone();
+            super::respond(async move {
+                caller.require(acl)?;
+                Ok(warp::reply::json(&status.snapshot()).into_response())
+            })
+        })
+        .boxed()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

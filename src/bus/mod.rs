@@ -6,6 +6,8 @@
 //! `timestamp`, `required_acl`, `required_access`, `tenant_uuid`,
 //! `user_uuid:<uuid>` flags) flattened next to `data`.
 
+pub mod catalog;
+
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
@@ -39,6 +41,22 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event as published, for unit tests of its consumers.
+    #[cfg(test)]
+    pub(crate) fn for_test(name: &str, key: &str, acl: &str, tenant: Option<Uuid>, target: Target) -> Event {
+        Event {
+            name: name.into(),
+            routing_key: key.into(),
+            origin_uuid: Uuid::nil(),
+            timestamp: String::new(),
+            required_acl: acl.into(),
+            tenant_uuid: tenant,
+            target,
+            data: Value::Object(Map::new()),
+            body: OnceLock::new(),
+        }
+    }
+
     /// The bus message body as JSON text, serialised on first use.
     pub fn body_text(&self) -> &str {
         self.body.get_or_init(|| self.to_json().to_string())
@@ -161,6 +179,11 @@ impl Bus {
             body: OnceLock::new(),
         });
         tracing::debug!(name = %event.name, routing_key = %event.routing_key, "event published");
+        // Every test run checks every event it causes against upstream's names.
+        #[cfg(debug_assertions)]
+        if let Err(e) = catalog::check(&event) {
+            panic!("event outside the catalog: {e}");
+        }
         // No subscriber is not an error: events are fire-and-forget.
         let _ = self.tx.send(event.clone());
         event
@@ -203,7 +226,7 @@ mod tests {
     #[test]
     fn tenant_events_target_every_user() {
         let bus = Bus::new(Uuid::new_v4());
-        let e = bus.publish(EventSpec::new("x", "a.b", json!({})).tenant(Uuid::new_v4()));
+        let e = bus.publish(EventSpec::new("user_created", "config.user.created", json!({})).tenant(Uuid::new_v4()));
         assert_eq!(e.to_json()["user_uuid:*"], true);
     }
 

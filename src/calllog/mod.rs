@@ -25,11 +25,9 @@ use std::sync::Arc;
 
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::Filter;
 
-use crate::api::respond;
 use crate::api::status::StatusRegistry;
-use crate::auth::caller::{authenticated, Caller};
 use crate::auth::AuthService;
 use crate::bus::Bus;
 use crate::config::CallLogsConfig;
@@ -78,17 +76,7 @@ impl CallLogService {
 
 /// Every route under `/api/call-logd/1.0`.
 pub fn routes(svc: Arc<CallLogService>) -> BoxedFilter<(Response,)> {
-    let s = svc.clone();
-    let status = warp::path!("status")
-        .and(warp::get())
-        .and(authenticated(svc.auth.clone()))
-        .then(move |caller: Caller| {
-            let svc = s.clone();
-            respond(async move {
-                caller.require("call-logd.status.read")?;
-                Ok(warp::reply::json(&svc.status.snapshot()).into_response())
-            })
-        });
+    let status = crate::api::status::route("call-logd.status.read", svc.auth.clone(), svc.status.clone());
     warp::path("api")
         .and(warp::path("call-logd"))
         .and(warp::path("1.0"))

@@ -259,17 +259,7 @@ pub fn routes(svc: Arc<ConfdService>) -> BoxedFilter<(Response,)> {
             })
         });
 
-    let s = svc.clone();
-    let status = warp::path!("status")
-        .and(warp::get())
-        .and(authed.clone())
-        .then(move |caller: Caller| {
-            let svc = s.clone();
-            respond(async move {
-                caller.require("confd.status.read")?;
-                Ok(warp::reply::json(&svc.status.snapshot()).into_response())
-            })
-        });
+    let status = crate::api::status::route("confd.status.read", svc.auth.clone(), svc.status.clone());
 
     let s = svc.clone();
     let get_live = warp::path!("configuration" / "live_reload")

@@ -113,17 +113,7 @@ mod tests {
     }
 
     fn event(tenant: Option<Uuid>, target: Target, acl: &str) -> Event {
-        Event {
-            name: "call_created".into(),
-            routing_key: "calls.call.created".into(),
-            origin_uuid: Uuid::nil(),
-            timestamp: String::new(),
-            required_acl: acl.into(),
-            tenant_uuid: tenant,
-            target,
-            data: json!({}),
-            body: Default::default(),
-        }
+        Event::for_test("call_created", "calls.call.created", acl, tenant, target)
     }
 
     #[test]

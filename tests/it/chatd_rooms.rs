@@ -410,3 +410,37 @@ async fn rooms_stay_in_their_tenant() {
     let (code, err) = room_with(&s, &stranger_t, &[&alice]).await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chatd_status_and_config_need_their_acls() {
+    let s = TestServer::start().await;
+    let master = s.master_tenant().await;
+    let (_, user_t) = user(&s, &master, "plain").await;
+    let (code, status) = s.get(&format!("{CHATD}/status"), &s.admin_token).await;
+    assert_eq!(code, StatusCode::OK, "{status}");
+    assert_eq!(status["rest_api"]["status"], "ok");
+    assert_eq!(status["websocketd"]["status"], "ok");
+    let (code, config) = s.get(&format!("{CHATD}/config"), &s.admin_token).await;
+    assert_eq!(code, StatusCode::OK, "{config}");
+    assert_eq!(config["debug"], false);
+    let patch = json!([{"op": "replace", "path": "/debug", "value": true}]);
+    let (code, config) = s
+        .call(
+            Method::PATCH,
+            &format!("{CHATD}/config"),
+            Some(&s.admin_token),
+            Some(patch.clone()),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{config}");
+    assert_eq!(config["debug"], true);
+    // A user has none of these.
+    for (method, path, body) in [
+        (Method::GET, "status", None),
+        (Method::GET, "config", None),
+        (Method::PATCH, "config", Some(patch)),
+    ] {
+        let (code, _) = s.call(method, &format!("{CHATD}/{path}"), Some(&user_t), body).await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED, "{path}");
+    }
+}

@@ -92,16 +92,26 @@ async fn event_named(ws: &mut Ws, name: &str) -> Value {
     }
 }
 
-/// A marker event every test token may receive: ends a "nothing else arrived" check.
+/// A marker event each test token receives (users through `events.chatd.users.me.rooms.#`):
+/// ends a "nothing else arrived" check.
 fn marker(tenant: uuid::Uuid, user: uuid::Uuid) -> EventSpec {
     EventSpec::new(
-        "chatd_presence_updated",
-        "chatd.users.x.presences.updated",
+        "chatd_user_room_created",
+        format!("chatd.users.{user}.rooms.created"),
         json!({"marker": true}),
     )
     .tenant(tenant)
     .users(vec![user])
-    .acl("websocketd")
+}
+
+/// A tenant event carrying a number and some filler.
+fn numbered(tenant: uuid::Uuid, n: i64, filler: &str) -> EventSpec {
+    EventSpec::new(
+        "chatd_presence_updated",
+        format!("chatd.users.{tenant}.presences.updated"),
+        json!({"n": n, "filler": filler}),
+    )
+    .tenant(tenant)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,6 +254,10 @@ async fn each_token_gets_only_what_its_tenant_addressing_and_acl_allow() {
         .tenant(acme)
         .users(vec![alice])
         .acl(format!("events.calls.{alice}"));
+    let bobs = EventSpec::new("call_created", "calls.call.created", json!({"n": 0}))
+        .tenant(acme)
+        .users(vec![alice])
+        .acl(format!("events.calls.{bob}"));
     let config = EventSpec::new("user_created", "config.user.created", json!({"n": 2})).tenant(acme);
     let presence = EventSpec::new(
         "chatd_presence_updated",
@@ -252,15 +266,15 @@ async fn each_token_gets_only_what_its_tenant_addressing_and_acl_allow() {
     )
     .tenant(other);
     let service = EventSpec::new(
-        "auth_session_expire_soon",
-        "auth.sessions.x.expire_soon",
+        "sip_transport_created",
+        "config.sip.transports.created",
         json!({"n": 4}),
     );
-    for spec in [call, config, presence, service] {
+    for spec in [bobs, call, config, presence, service] {
         bus.publish(spec);
     }
     // What each should see, in order, before its own marker.
-    let expected: [&[i64]; 5] = [&[1, 2, 3, 4], &[1, 2], &[1], &[], &[3]];
+    let expected: [&[i64]; 5] = [&[0, 1, 2, 3, 4], &[0, 1, 2], &[1], &[], &[3]];
     let owners = [master, acme, acme, acme, other];
     let users = [uuid::Uuid::nil(), uuid::Uuid::nil(), alice, bob, carol];
     for ((ws, want), (tenant, user)) in clients.iter_mut().zip(expected).zip(owners.into_iter().zip(users)) {
@@ -331,9 +345,9 @@ async fn a_stalled_client_is_dropped_and_the_others_get_everything() {
     let s = TestServer::start().await;
     let master: uuid::Uuid = s.master_tenant().await.parse().expect("uuid");
     let mut fast = open(&s, &s.admin_token, 2).await;
-    subscribe_v2(&mut fast, &["bulk"]).await;
+    subscribe_v2(&mut fast, &["chatd_presence_updated"]).await;
     let mut stalled = open(&s, &s.admin_token, 2).await;
-    subscribe_v2(&mut stalled, &["bulk"]).await;
+    subscribe_v2(&mut stalled, &["chatd_presence_updated"]).await;
     // From here `stalled` is never read until the end: its socket buffers fill, then its
     // queue in accentd, and accentd closes it.
     let bus = s.app().bus.clone();
@@ -342,9 +356,7 @@ async fn a_stalled_client_is_dropped_and_the_others_get_everything() {
     let mut received = 0;
     for b in 0..batches {
         for i in 0..per_batch {
-            bus.publish(
-                EventSpec::new("bulk", "bulk.test", json!({"n": b * per_batch + i, "filler": filler})).tenant(master),
-            );
+            bus.publish(numbered(master, b * per_batch + i, &filler));
         }
         // Each batch reaches the fast client before the next is published: the bus
         // itself never lags it.
@@ -376,7 +388,7 @@ async fn a_stalled_client_is_dropped_and_the_others_get_everything() {
         "the stalled client did not get everything ({frames})"
     );
     // The fast client is still served.
-    bus.publish(EventSpec::new("bulk", "bulk.test", json!({"n": -1})).tenant(master));
+    bus.publish(numbered(master, -1, ""));
     assert_eq!(next_json(&mut fast).await["data"]["data"]["n"], -1);
     let (_, status) = s.call(Method::GET, "/status", None, None).await;
     assert!(

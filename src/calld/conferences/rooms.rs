@@ -192,7 +192,8 @@ mod tests {
         specs
             .into_iter()
             .map(|s| {
-                let e = bus.publish(s);
+                // The watcher sets the conference's tenant before publishing.
+                let e = bus.publish(s.tenant(Uuid::nil()));
                 (e.name.clone(), e.routing_key.clone(), e.target.clone())
             })
             .collect()
@@ -245,7 +246,7 @@ mod tests {
             vec![(
                 "conference_participant_muted".into(),
                 "conferences.4.participants.mute".into(),
-                Target::Service
+                Target::Tenant
             )]
         );
         assert!(rooms.rooms[&4].iter().any(|p| p.id == "1.2" && p.muted));
@@ -287,7 +288,7 @@ mod tests {
             let got = published(rooms.apply(&msg, |_| None));
             assert_eq!(
                 got,
-                vec![(wanted.into(), "conferences.1.record".into(), Target::Service)]
+                vec![(wanted.into(), "conferences.1.record".into(), Target::Tenant)]
             );
         }
         let end = AmiMessage::new()
