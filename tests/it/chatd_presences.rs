@@ -510,3 +510,25 @@ async fn a_reconnection_to_asterisk_resyncs_line_states() {
     assert_eq!(now["line_state"], "available");
     assert_eq!(now["lines"][0]["state"], "available");
 }
+
+/// A line associated with or dissociated from a user changes the user's `lines`: published.
+#[tokio::test]
+async fn line_associations_change_the_presence() {
+    let s = TestServer::start().await;
+    default_context(&s).await;
+    let ta = s.master_tenant().await;
+    let owner = user_with_line(&s, "Owner", "owner", "2001").await;
+    let line = owner["lines"][0]["id"].as_i64().expect("line id");
+    let erin = confd_user(&s, &ta, "erin").await;
+    let mut bus = s.app().bus.subscribe();
+    let path = format!("{C}/users/{erin}/lines/{line}");
+    let (code, body) = s.call(Method::PUT, &path, Some(&s.admin_token), None).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    let event = next_update(&mut bus, &erin).await;
+    assert_eq!(event["data"]["lines"], json!([{"id": line, "state": "unavailable"}]));
+    let (code, body) = s.delete(&path, &s.admin_token).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    let event = next_update(&mut bus, &erin).await;
+    assert_eq!(event["data"]["lines"], json!([]));
+    assert_eq!(presence(&s, &s.admin_token, &erin).await["lines"], json!([]));
+}

@@ -64,7 +64,9 @@ impl Todo {
             | "user_line_dissociated"
             | "line_deleted"
             | "sip_endpoint_edited"
-            | "sip_endpoint_deleted" => self.everybody = true,
+            | "sip_endpoint_deleted"
+            | "sccp_endpoint_edited"
+            | "sccp_endpoint_deleted" => self.everybody = true,
             name if name.starts_with("line_endpoint_") => self.everybody = true,
             _ => {}
         }
@@ -355,6 +357,9 @@ mod tests {
             "user_line_associated",
             "user_line_dissociated",
             "line_endpoint_sip_associated",
+            "line_endpoint_sccp_dissociated",
+            "sip_endpoint_edited",
+            "sccp_endpoint_deleted",
             "line_deleted",
         ] {
             let mut todo = Todo::default();
