@@ -122,8 +122,14 @@ impl App {
             config.http.body_limit,
             &config.calld,
         ));
-        let chat =
-            crate::chat::ChatService::new(store.clone(), bus.clone(), auth.clone(), uuid, config.http.body_limit);
+        let chat = crate::chat::ChatService::new(
+            store.clone(),
+            bus.clone(),
+            auth.clone(),
+            live.clone(),
+            uuid,
+            config.http.body_limit,
+        );
         let websocketd = crate::websocketd::WebsocketService::new(
             auth.clone(),
             bus.clone(),
@@ -335,6 +341,11 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
         shutdown.clone(),
     )));
     tasks.push(app.auth.spawn_cleanup(shutdown.clone()));
+    // Without Asterisk too: sessions, DND and `PUT`s change presences.
+    tasks.push(crate::chat::presences::events::spawn(
+        app.chat.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(%addr, tls = is_tls, uuid = %app.uuid, "accentd listening");
     Ok(Running {
         app,

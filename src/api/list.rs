@@ -36,7 +36,7 @@ pub struct ListParams {
     pub filters: BTreeMap<String, String>,
 }
 
-fn bool_param(key: &str, value: &str) -> Result<bool, ApiError> {
+pub(crate) fn bool_param(key: &str, value: &str) -> Result<bool, ApiError> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" => Ok(true),
         "false" | "0" | "no" | "" => Ok(false),

@@ -156,6 +156,27 @@ mod tests {
         }
     }
 
+    /// A user reads every presence of the tenant and its events, and updates only its own
+    /// (by `me` or by its uuid), as upstream's default user policy allows.
+    #[test]
+    fn the_default_user_policy_covers_presences() {
+        let me = "7f1c6a52-3b57-4c43-9a8e-0d6a2f1c9b11";
+        let other = "0b7e2c9a-1d3f-4e5a-8b6c-7d8e9f0a1b2c";
+        let acl: Vec<String> = DEFAULT_USER_ACL.iter().map(|a| a.to_string()).collect();
+        let check = crate::auth::acl::AccessCheck::new(me, "session", &acl);
+        for required in [
+            "chatd.users.presences.read".to_string(),
+            format!("chatd.users.{other}.presences.read"),
+            "chatd.users.me.presences.read".to_string(),
+            "chatd.users.me.presences.update".to_string(),
+            format!("chatd.users.{me}.presences.update"),
+            format!("events.chatd.users.{other}.presences.updated"),
+        ] {
+            assert!(check.matches_required_access(&required), "{required}");
+        }
+        assert!(!check.matches_required_access(&format!("chatd.users.{other}.presences.update")));
+    }
+
     #[test]
     fn slugs() {
         assert_eq!(slugify("My Tenant!", 10), "My_Tenant_");

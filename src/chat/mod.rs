@@ -6,6 +6,9 @@
 //! - [`messages`]: `POST/GET /users/me/rooms/{room_uuid}/messages` (members only) and
 //!   `GET /users/me/rooms/messages` (`search` through SQLite FTS5, or the latest message
 //!   of each room); `chatd_user_room_message_created` to each member.
+//! - [`presences`]: `GET /users/presences`, `GET/PUT /users/{uuid|me}/presences`: the
+//!   user's chosen state and status with what auth, confd and the live Asterisk state say
+//!   (sessions, DND, line states); `chatd_presence_updated` on every change.
 //! - [`errors`]: chatd's errors with upstream's ids.
 //! - [`time`]: the `created_at` / `from_date` formats.
 //!
@@ -14,6 +17,7 @@
 
 pub mod errors;
 pub mod messages;
+pub mod presences;
 pub mod rooms;
 pub mod time;
 
@@ -26,6 +30,7 @@ use warp::{Filter, Reply};
 
 use crate::auth::AuthService;
 use crate::bus::Bus;
+use crate::control::LiveState;
 use crate::store::Store;
 
 /// Everything the chat part needs; one per process.
@@ -37,16 +42,26 @@ pub struct ChatService {
     pub uuid: Uuid,
     /// The largest request body accepted (`http.body_limit`).
     pub body_limit: u64,
+    /// The live state presences read, and the users whose presence to publish again.
+    pub presences: presences::service::PresenceHub,
 }
 
 impl ChatService {
-    pub fn new(store: Store, bus: Bus, auth: Arc<AuthService>, uuid: Uuid, body_limit: u64) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        bus: Bus,
+        auth: Arc<AuthService>,
+        live: LiveState,
+        uuid: Uuid,
+        body_limit: u64,
+    ) -> Arc<Self> {
         Arc::new(ChatService {
             store,
             bus,
             auth,
             uuid,
             body_limit,
+            presences: presences::service::PresenceHub::new(live),
         })
     }
 }
@@ -62,6 +77,12 @@ pub fn routes(svc: Arc<ChatService>) -> BoxedFilter<(Response,)> {
         .and(warp::path("chatd"))
         .and(warp::path("1.0"))
         // `rooms/messages` before `rooms/{room_uuid}/...`: both start with `rooms`.
-        .and(messages::routes(svc.clone()).or(rooms::routes(svc)).unify())
+        .and(
+            messages::routes(svc.clone())
+                .or(rooms::routes(svc.clone()))
+                .unify()
+                .or(presences::routes(svc))
+                .unify(),
+        )
         .boxed()
 }

@@ -27,6 +27,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../confd/sql/009_parking.sql")),
         M::up(include_str!("../confd/sql/010_switchboards.sql")),
         M::up(include_str!("../chat/sql/001_chat.sql")),
+        M::up(include_str!("../chat/sql/002_presence.sql")),
     ])
 }
 

@@ -162,7 +162,7 @@ pub(crate) async fn provisioned() -> (FakeAmi, FakeAri, TestServer, Value, Value
 /// starts after them, as a real call would start after accentd started (and what the lists
 /// said is published before the test provisions or listens). Each link coming up asks for
 /// one, 100 ms apart at least: done when none came for 600 ms.
-async fn first_resync(s: &TestServer) {
+pub(crate) async fn first_resync(s: &TestServer) {
     let live = s.app().live.clone();
     wait_for("first resync", || live.resyncs() > 0).await;
     loop {

@@ -503,7 +503,8 @@ fn without_call_history(mut v: StateView) -> StateView {
     v
 }
 
-fn ami_position(recording: &AmiRecording, event: &str) -> usize {
+/// Index just past the first message of the recording's timeline named `event`.
+pub(crate) fn ami_position(recording: &AmiRecording, event: &str) -> usize {
     recording
         .timeline()
         .iter()

@@ -35,6 +35,7 @@ mod calllog_media;
 mod cel_generate;
 mod cel_sources;
 mod chatd_messages;
+mod chatd_presences;
 mod chatd_rooms;
 mod cli;
 mod common;
