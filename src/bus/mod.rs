@@ -6,6 +6,8 @@
 //! `timestamp`, `required_acl`, `required_access`, `tenant_uuid`,
 //! `user_uuid:<uuid>` flags) flattened next to `data`.
 
+pub mod amqp;
+
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
