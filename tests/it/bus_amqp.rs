@@ -406,3 +406,36 @@ async fn a_cut_link_reconnects_and_sends_what_was_buffered() {
     assert_eq!(amqp["dropped"], 0, "{amqp}");
     test.delete_exchange().await;
 }
+
+#[tokio::test]
+async fn events_published_just_before_a_stop_still_go_out() {
+    let Some(url) = broker_url() else { return };
+    let exchange = test_exchange();
+    let mut s = TestServer::start_with(|c| {
+        c.amqp.url = url.clone();
+        c.amqp.exchange = exchange.clone();
+    })
+    .await;
+    wait_status(&s, "amqp connected", |a| a["status"] == "ok").await;
+    let test = TestConsumer::connect(&url, &exchange).await;
+    let mut consumer = test.bind(&[("name", text("amqp_stop_test"))]).await;
+    for n in 0..300 {
+        s.app()
+            .bus
+            .publish(EventSpec::new("amqp_stop_test", "amqp.stop", json!({"n": n})));
+    }
+    // At once: the flush on stop sends what the publisher had not sent yet.
+    s.running.take().expect("running").stop().await;
+    for n in 0..300 {
+        assert_eq!(next(&mut consumer).await.2["data"]["n"], n);
+    }
+    test.delete_exchange().await;
+}
+
+#[tokio::test]
+async fn the_publisher_is_off_by_default() {
+    let s = TestServer::start().await;
+    let (_, status) = s.call(reqwest::Method::GET, "/status", None, None).await;
+    assert!(status.get("amqp").is_none(), "{status}");
+    assert_eq!(status["rest_api"]["status"], "ok", "{status}");
+}
