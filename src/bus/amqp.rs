@@ -187,6 +187,7 @@ impl Link {
         self.conn.status().connected() && self.channel.status().connected()
     }
 
+    /// Bounded: a broker that does not answer the close is left to drop the socket.
     async fn close(self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.conn.close(200, "accentd stopping".into())).await;
     }
@@ -277,6 +278,9 @@ impl Publisher {
                         End::Lost(error) => {
                             tracing::warn!(broker = %self.broker.target, %error, "AMQP link lost, reconnecting");
                             self.last_error = Some(error);
+                            // A link given up on (no confirm in time, a nack) may still be
+                            // open: close it aside, without holding up the bus reads.
+                            tokio::spawn(link.close());
                             if since.elapsed() >= backoff.policy().reset_after {
                                 backoff.reset();
                             }
