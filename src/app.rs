@@ -346,6 +346,14 @@ pub async fn start_with(config: Config, debug_hook: Option<DebugHook>) -> anyhow
         app.chat.clone(),
         shutdown.clone(),
     ));
+    // Off unless `amqp.url` is set: then every bus event also goes to RabbitMQ.
+    tasks.extend(crate::bus::amqp::spawn(
+        &app.bus,
+        &app.config.amqp,
+        app.status.clone(),
+        crate::bus::amqp::AmqpOptions::default(),
+        shutdown.clone(),
+    ));
     tracing::info!(%addr, tls = is_tls, uuid = %app.uuid, "accentd listening");
     Ok(Running {
         app,

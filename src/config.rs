@@ -45,6 +45,64 @@ pub struct Config {
     pub confd: ConfdConfig,
     pub calld: CalldConfig,
     pub smtp: SmtpConfig,
+    pub amqp: AmqpConfig,
+}
+
+/// The optional RabbitMQ publisher: every bus event also goes to a headers exchange, for
+/// systems outside this process. An empty `url` turns it off (the default).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpConfig {
+    /// `amqp://user:password@host:5672/%2f` (or `amqps://`); the password never reaches logs,
+    /// `Debug`, `/status` or `check-config`.
+    #[serde(serialize_with = "serialize_redacted_url")]
+    pub url: String,
+    /// The headers exchange events are published to, declared durable when missing.
+    pub exchange: String,
+    /// Events kept while the broker is down; beyond it the oldest are dropped (and counted
+    /// in `/status`).
+    pub buffer: usize,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        AmqpConfig {
+            url: String::new(),
+            exchange: "accent-headers".into(),
+            buffer: 10_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for AmqpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpConfig")
+            .field("url", &redact_url(&self.url))
+            .field("exchange", &self.exchange)
+            .field("buffer", &self.buffer)
+            .finish()
+    }
+}
+
+/// A URL with its password replaced, for display: a broker URL carries the credentials.
+/// A URL that does not parse is hidden whole, since where its password sits is unknown.
+pub fn redact_url(url: &str) -> String {
+    if url.is_empty() {
+        return String::new();
+    }
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() && u.set_password(Some("redacted")).is_err() {
+                return "<redacted>".into();
+            }
+            u.to_string()
+        }
+        Err(_) => "<redacted>".into(),
+    }
+}
+
+fn serialize_redacted_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(url))
 }
 
 /// calld: where Asterisk keeps what calld reads and changes.
@@ -337,6 +395,7 @@ impl Default for Config {
             confd: ConfdConfig::default(),
             calld: CalldConfig::default(),
             smtp: SmtpConfig::default(),
+            amqp: AmqpConfig::default(),
         }
     }
 }
@@ -504,6 +563,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("ACCENTD_SMTP_USERNAME", "SMTP login (default: none)"),
     ("ACCENTD_SMTP_PASSWORD", "SMTP password"),
     ("ACCENTD_SMTP_FROM", "sender of outgoing mail"),
+    (
+        "ACCENTD_AMQP_URL",
+        "RabbitMQ URL, e.g. amqp://user:pw@127.0.0.1:5672/%2f: publish every event (default: off)",
+    ),
+    (
+        "ACCENTD_AMQP_EXCHANGE",
+        "headers exchange events are published to (default accent-headers)",
+    ),
+    (
+        "ACCENTD_AMQP_BUFFER",
+        "events kept while the broker is down, oldest dropped first (default 10000)",
+    ),
 ];
 
 impl Config {
@@ -701,6 +772,9 @@ impl Config {
         set!("ACCENTD_SMTP_USERNAME", self.smtp.username, str);
         set!("ACCENTD_SMTP_PASSWORD", self.smtp.password, str);
         set!("ACCENTD_SMTP_FROM", self.smtp.from, str);
+        set!("ACCENTD_AMQP_URL", self.amqp.url, str);
+        set!("ACCENTD_AMQP_EXCHANGE", self.amqp.exchange, str);
+        set!("ACCENTD_AMQP_BUFFER", self.amqp.buffer, parse);
         Ok(())
     }
 
@@ -806,6 +880,20 @@ impl Config {
                 ));
             }
         }
+        // The message never echoes the URL: it may hold the broker password.
+        if !self.amqp.url.is_empty() && self.amqp.url.parse::<lapin::uri::AMQPUri>().is_err() {
+            return Err(invalid(
+                "amqp.url",
+                "expected amqp://user:password@host:port/vhost (or amqps://)",
+            ));
+        }
+        // AMQP names are short strings: at most 255 bytes.
+        if self.amqp.exchange.is_empty() || self.amqp.exchange.len() > 255 {
+            return Err(invalid("amqp.exchange", "must be 1 to 255 bytes"));
+        }
+        if self.amqp.buffer == 0 {
+            return Err(invalid("amqp.buffer", "must be at least 1"));
+        }
         Ok(())
     }
 
@@ -904,10 +992,36 @@ mod tests {
                 "rel/dir",
                 "call_logs.recordings_dir",
             ),
+            ("ACCENTD_AMQP_URL", "http://u:s3cr3t@h/", "amqp.url"),
+            ("ACCENTD_AMQP_URL", "not a url s3cr3t", "amqp.url"),
+            ("ACCENTD_AMQP_EXCHANGE", "", "amqp.exchange"),
+            ("ACCENTD_AMQP_BUFFER", "0", "amqp.buffer"),
         ] {
             let err = Config::load_with_env(None, env_of(&[(name, value)])).expect_err(name);
             assert!(err.to_string().contains(key), "{err}");
+            assert!(!err.to_string().contains("s3cr3t"), "{err}");
         }
+    }
+
+    #[test]
+    fn amqp_is_off_by_default_and_set_from_the_environment() {
+        let c = Config::load_with_env(None, env_of(&[])).expect("defaults");
+        assert_eq!((c.amqp.url.as_str(), c.amqp.exchange.as_str()), ("", "accent-headers"));
+        assert_eq!(c.amqp.buffer, 10_000);
+        let c = Config::load_with_env(
+            None,
+            env_of(&[
+                ("ACCENTD_AMQP_URL", "amqp://u:pw@127.0.0.1:5672/%2f"),
+                ("ACCENTD_AMQP_EXCHANGE", "xivo-headers"),
+                ("ACCENTD_AMQP_BUFFER", "50"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(c.amqp.buffer, 50);
+        assert_eq!(c.amqp.url, "amqp://u:pw@127.0.0.1:5672/%2f");
+        assert_eq!(c.amqp.exchange, "xivo-headers");
+        let c = Config::from_toml("[amqp]\nurl = \"amqps://h/v\"\nexchange = \"e\"\n").expect("toml");
+        assert_eq!((c.amqp.url.as_str(), c.amqp.exchange.as_str()), ("amqps://h/v", "e"));
     }
 
     #[test]
@@ -951,6 +1065,7 @@ mod tests {
                 ("ACCENTD_ADMIN_PASSWORD", "s3cr3t-admin"),
                 ("ACCENTD_ARI_PASSWORD", "s3cr3t-ari"),
                 ("ACCENTD_AMI_PASSWORD", "s3cr3t-ami"),
+                ("ACCENTD_AMQP_URL", "amqp://accentd:s3cr3t-amqp@rabbit:5672/%2f"),
             ]),
         )
         .expect("load");
@@ -958,5 +1073,8 @@ mod tests {
         assert!(!debug.contains("s3cr3t"), "{debug}");
         let toml = toml::to_string(&c).expect("ser");
         assert!(!toml.contains("s3cr3t"), "{toml}");
+        // The broker stays visible, only its password goes.
+        assert!(debug.contains("accentd:redacted@rabbit:5672"), "{debug}");
+        assert!(toml.contains("accentd:redacted@rabbit:5672"), "{toml}");
     }
 }

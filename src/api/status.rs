@@ -18,6 +18,10 @@ pub struct ComponentStatus {
     /// Why it fails, or what it is connected to; never secrets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Running totals a component reports next to its state (the AMQP publisher's
+    /// `published`, `dropped`, `buffered`), shown as fields of its object.
+    #[serde(flatten)]
+    pub counters: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Default)]
@@ -27,8 +31,27 @@ pub struct StatusRegistry {
 
 impl StatusRegistry {
     pub fn set(&self, name: &'static str, status: Health, detail: Option<String>) {
+        self.set_with_counters(name, status, detail, &[]);
+    }
+
+    /// [`StatusRegistry::set`] with counters shown next to `status` and `detail`.
+    pub fn set_with_counters(
+        &self,
+        name: &'static str,
+        status: Health,
+        detail: Option<String>,
+        counters: &[(&'static str, u64)],
+    ) {
+        let counters = counters.iter().copied().collect();
         if let Ok(mut c) = self.components.write() {
-            c.insert(name, ComponentStatus { status, detail });
+            c.insert(
+                name,
+                ComponentStatus {
+                    status,
+                    detail,
+                    counters,
+                },
+            );
         }
     }
 
@@ -69,5 +92,16 @@ mod tests {
         let s = r.snapshot();
         assert_eq!(s["ari"].status, Health::Ok);
         assert_eq!(serde_json::to_value(&s).expect("json")["ari"]["status"], "ok");
+    }
+
+    #[test]
+    fn counters_are_fields_of_the_component() {
+        let r = StatusRegistry::default();
+        r.set_with_counters("amqp", Health::Fail, None, &[("dropped", 3), ("published", 7)]);
+        let v = serde_json::to_value(r.snapshot()).expect("json");
+        assert_eq!(
+            v["amqp"],
+            serde_json::json!({"status": "fail", "dropped": 3, "published": 7})
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! `timestamp`, `required_acl`, `required_access`, `tenant_uuid`,
 //! `user_uuid:<uuid>` flags) flattened next to `data`.
 
+pub mod amqp;
 pub mod catalog;
 
 use std::sync::{Arc, OnceLock};

@@ -18,6 +18,7 @@ mod auth_smoke;
 mod auth_tenants;
 mod auth_tokens;
 mod auth_users;
+mod bus_amqp;
 mod calld_adhoc;
 mod calld_applications;
 mod calld_calls;

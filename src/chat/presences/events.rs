@@ -312,14 +312,8 @@ mod tests {
 
     fn event(name: &str, data: serde_json::Value) -> Event {
         Event {
-            name: name.into(),
-            routing_key: String::new(),
-            origin_uuid: Uuid::nil(),
-            timestamp: String::new(),
-            required_acl: String::new(),
-            tenant_uuid: None,
-            target: crate::bus::Target::Service,
             data,
+            ..Event::for_test(name, "", "", None, crate::bus::Target::Service)
         }
     }
 
