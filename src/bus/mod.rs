@@ -180,8 +180,9 @@ impl Bus {
             body: OnceLock::new(),
         });
         tracing::debug!(name = %event.name, routing_key = %event.routing_key, "event published");
-        // Every test run checks every event it causes against upstream's names.
-        #[cfg(debug_assertions)]
+        // Every integration test run checks every event it causes against upstream's names
+        // (the crate's own unit tests feed made-up events to the bus's consumers).
+        #[cfg(all(debug_assertions, not(test)))]
         if let Err(e) = catalog::check(&event) {
             panic!("event outside the catalog: {e}");
         }

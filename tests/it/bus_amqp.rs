@@ -243,17 +243,25 @@ async fn events_reach_queues_bound_on_name_and_user() {
     let tenant = Uuid::new_v4();
     let other = Uuid::new_v4();
     s.app().bus.publish(
-        EventSpec::new("amqp_test_event", "amqp.test.other", json!({"to": "other"}))
-            .tenant(tenant)
-            .users(vec![other]),
+        EventSpec::new(
+            "chatd_user_room_created",
+            format!("chatd.users.{other}.rooms.created"),
+            json!({"to": "other"}),
+        )
+        .tenant(tenant)
+        .users(vec![other]),
     );
     s.app().bus.publish(
-        EventSpec::new("amqp_test_event", "amqp.test.mine", json!({"to": "me"}))
-            .tenant(tenant)
-            .users(vec![user]),
+        EventSpec::new(
+            "chatd_user_room_created",
+            format!("chatd.users.{user}.rooms.created"),
+            json!({"to": "me"}),
+        )
+        .tenant(tenant)
+        .users(vec![user]),
     );
     let (routing_key, headers, body, _) = next(&mut by_user).await;
-    assert_eq!(routing_key, "amqp.test.mine");
+    assert_eq!(routing_key, format!("chatd.users.{user}.rooms.created"));
     assert_eq!(body["data"], json!({"to": "me"}));
     assert_eq!(header(&headers, &format!("user_uuid:{user}")).as_deref(), Some("true"));
     assert_eq!(body[format!("user_uuid:{user}")], true);
@@ -294,9 +302,11 @@ async fn a_broker_down_at_start_leaves_the_api_serving_and_bounds_the_buffer() {
     );
     assert!(!amqp.to_string().contains("guest:"), "{amqp}");
     for n in 0..8 {
-        s.app()
-            .bus
-            .publish(EventSpec::new("amqp_test_event", "amqp.test", json!({"n": n})));
+        s.app().bus.publish(EventSpec::new(
+            "sip_transport_edited",
+            "config.sip.transports.edited",
+            json!({"n": n}),
+        ));
     }
     // 8 events (and the admin's login ones) into a buffer of 5: the oldest were dropped.
     let amqp = wait_status(&s, "overflow counted", |a| {
@@ -368,11 +378,13 @@ async fn a_cut_link_reconnects_and_sends_what_was_buffered() {
     .await;
     wait_status(&s, "amqp connected", |a| a["status"] == "ok").await;
     let test = TestConsumer::connect(&url, &exchange).await;
-    let mut consumer = test.bind(&[("name", text("amqp_reconnect_test"))]).await;
+    let mut consumer = test.bind(&[("name", text("live_reload_edited"))]).await;
     let publish = |n: u32| {
-        s.app()
-            .bus
-            .publish(EventSpec::new("amqp_reconnect_test", "amqp.reconnect", json!({"n": n})));
+        s.app().bus.publish(EventSpec::new(
+            "live_reload_edited",
+            "config.live_reload.edited",
+            json!({"n": n}),
+        ));
     };
     publish(1);
     assert_eq!(next(&mut consumer).await.2["data"]["n"], 1);
@@ -418,11 +430,13 @@ async fn events_published_just_before_a_stop_still_go_out() {
     .await;
     wait_status(&s, "amqp connected", |a| a["status"] == "ok").await;
     let test = TestConsumer::connect(&url, &exchange).await;
-    let mut consumer = test.bind(&[("name", text("amqp_stop_test"))]).await;
+    let mut consumer = test.bind(&[("name", text("iax_general_edited"))]).await;
     for n in 0..300 {
-        s.app()
-            .bus
-            .publish(EventSpec::new("amqp_stop_test", "amqp.stop", json!({"n": n})));
+        s.app().bus.publish(EventSpec::new(
+            "iax_general_edited",
+            "config.iax_general.edited",
+            json!({"n": n}),
+        ));
     }
     // At once: the flush on stop sends what the publisher had not sent yet.
     s.running.take().expect("running").stop().await;
