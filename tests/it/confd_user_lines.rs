@@ -261,7 +261,8 @@ async fn provisioning_order_shows_the_lines_and_feeds_call_logd() {
     assert_eq!((row.0, row.1), (None, None));
     // Not associated: nothing to do (upstream answers 204).
     no_content(&s, Method::DELETE, &t, &format!("/users/{uuid}/lines/{line}"), None).await;
-    assert!(drain(&mut bus).is_empty());
+    // (Presences may follow the earlier change; confd publishes nothing more.)
+    assert!(named(&drain(&mut bus), "user_line_dissociated").is_empty());
 
     // A user with a line is deleted only recursively, which takes the line
     // and its extension along.
